@@ -1,0 +1,56 @@
+# loadgate — two commands: `make gate` (the verification suite) and `make test` (loadgate's own tests).
+# Both install what is missing first, so each works alone on a fresh Debian machine (root or sudo).
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBS   := haproxy prometheus
+TEST_DEBS := chromium
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps test-deps gate test lint fmt bench clean
+
+setup: system-deps $(STAMP)
+
+# Debian packages: the twin's real proxy and metrics server. Installed only when missing.
+system-deps:
+	@missing=""; for b in $(DEBS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "loadgate: installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Headless Chromium renders report.html in the project's own tests.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { echo "loadgate: installing Debian package: chromium"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+# The venv is rebuilt when pyproject.toml or the pinned constraints change.
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "loadgate: error: $(PYTHON) not found (Python >= 3.11 is required)"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+gate: setup
+	$(VENV)/bin/loadgate gate
+
+test: setup test-deps
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Root conftest: shared by loadtests/ (the gate) and tests/ (loadgate's own tests)."""

@@ -1,0 +1,3 @@
+"""loadgate: load-testing and chaos verification for AI inference stacks."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,93 @@
+"""The `loadgate` command. Subcommands live beside the code they drive and load lazily, so
+`loadgate --help` is fast and one area's import cost never taxes another's command.
+
+Exit codes: 0 success, 1 a gate failed / an experiment deviated, 2 a user error (one line
+`loadgate: error: ...`, never a traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from loadgate import __version__
+from loadgate.errors import GateFailed, UserError
+
+# name -> (module, attribute, one-line help). A module that does not exist yet is reported as
+# "not available" instead of breaking the whole command.
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "gate": ("loadgate.gate", "gate", "Run every gate in loadtests/ and write a report."),
+    "twin": ("loadgate.twin.cli", "twin", "Boot, inspect and stop the local twin stack."),
+    "run": ("loadgate.traffic.cli", "run", "Drive a scenario's traffic and record samples."),
+    "gameday": ("loadgate.chaos.cli", "gameday", "Run a Chaos Toolkit experiment under load."),
+    "report": ("loadgate.report.cli", "report", "Render or compare run reports."),
+    "lint": ("loadgate.lint.cli", "lint", "Check Kubernetes manifests against the architecture."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = SUBCOMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module, attr, help_text = entry
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == module or module.startswith(e.name + ".")):
+                return _unavailable(cmd_name, help_text)
+            raise
+
+
+def _unavailable(name: str, help_text: str) -> click.Command:
+    @click.command(
+        name=name,
+        help=f"{help_text} (not available in this build)",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+    def cmd() -> None:
+        raise UserError(f"'loadgate {name}' is not available in this build yet")
+
+    return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="loadgate")
+def cli() -> None:
+    """loadgate: verify that an inference stack balances, fails fast, drops overloaded pods and
+    scales as designed."""
+
+
+def fail(message: str) -> None:
+    click.echo(f"loadgate: error: {message}", err=True)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        rv = cli.main(args=argv, prog_name="loadgate", standalone_mode=False)
+    except UserError as e:
+        fail(str(e))
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("loadgate: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        fail(e.format_message())
+    except GateFailed as e:
+        click.echo(f"loadgate: {e}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("loadgate: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Errors a user can fix. The CLI turns them into one line `loadgate: error: ...` and exit 2."""
+
+
+class UserError(Exception):
+    """Bad input: malformed config, unknown key, unreachable target, missing binary, wrong context.
+
+    The message is shown as is after `loadgate: error: `; keep it to one line that says what was
+    wrong and what was expected.
+    """
+
+
+class GateFailed(Exception):
+    """One or more gates failed (exit 1). Not a user error."""

@@ -1,0 +1,137 @@
+"""Child processes that never outlive loadgate, free ports, and readiness waits.
+
+Every process loadgate starts goes through `spawn`: the child gets PR_SET_PDEATHSIG so the kernel
+sends it SIGTERM when the spawning thread dies (Ctrl-C, crash, kill -9 of the parent), and `stop`
+escalates SIGTERM -> SIGKILL within a bounded grace period. Spawn from a thread that lives as long
+as the child should (pdeathsig fires when the *thread* that forked exits).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from loadgate.errors import UserError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+    # Own process group: a terminal's Ctrl-C reaches loadgate, which then stops children in order.
+    os.setpgrp()
+
+
+def require_binary(name: str, hint: str = "") -> str:
+    """Path of an executable, or a UserError that says how to get it."""
+    path = shutil.which(name)
+    if not path:
+        raise UserError(f"'{name}' not found on PATH{': ' + hint if hint else ''}")
+    return path
+
+
+def spawn(
+    cmd: Sequence[str],
+    log_path: str | Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | Path | None = None,
+) -> subprocess.Popen:
+    """Start a child that dies with its parent; stdout+stderr go to log_path (or /dev/null)."""
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by Popen
+    try:
+        return subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            preexec_fn=_die_with_parent,
+            close_fds=True,
+        )
+    except FileNotFoundError:
+        raise UserError(f"cannot start '{cmd[0]}': not found") from None
+    finally:
+        if log_path:
+            out.close()
+
+
+def stop(proc: subprocess.Popen | None, grace: float = 5.0) -> int | None:
+    """SIGTERM, wait up to `grace` s, then SIGKILL. Returns the exit code."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        except ProcessLookupError:
+            pass
+    return proc.returncode
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free right now on host (the usual small race is accepted; callers retry on clash)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition") -> None:
+    """Poll `predicate` until true or raise TimeoutError naming `what`. Bounded by `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.1f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_status(url: str, timeout: float = 1.0) -> int | None:
+    """HTTP status of a GET, or None when nothing answers. Only for loopback control endpoints."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError):
+        return None
