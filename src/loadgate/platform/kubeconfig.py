@@ -1,0 +1,135 @@
+"""Kube context and namespace selection, and the safety allowlist.
+
+Picks a kubeconfig context (explicit, or the file's current one) or the in-cluster service
+account, and builds an `ApiClient` whose calls never retry for long: an unreachable API server
+must fail in seconds with one clear line, not hang a gate.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client
+from kubernetes.config import ConfigException, incluster_config, kube_config
+from urllib3.util.retry import Retry
+
+from loadgate.errors import UserError
+
+IN_CLUSTER = "in-cluster"
+
+
+@dataclass(frozen=True)
+class Connection:
+    api: client.ApiClient
+    context: str  # kubeconfig context name, or "in-cluster"
+    namespace: str  # explicit, else the context's namespace, else "default"
+    host: str  # API server URL (for error messages)
+
+
+def _kubeconfig_path(kubeconfig: str | None) -> str:
+    if kubeconfig:
+        return os.path.expanduser(kubeconfig)
+    env = os.environ.get("KUBECONFIG", "")
+    # kubectl merges a colon-separated list; loadgate reads the first existing file.
+    for part in env.split(os.pathsep):
+        if part and Path(part).expanduser().exists():
+            return str(Path(part).expanduser())
+    return os.path.expanduser("~/.kube/config")
+
+
+def _in_cluster_available() -> bool:
+    return (
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+        and Path(incluster_config.SERVICE_TOKEN_FILENAME).exists()
+    )
+
+
+def _no_retries(cfg: client.Configuration) -> None:
+    # One connect attempt; HTTP status codes are never retried. Gates poll on their own schedule.
+    cfg.retries = Retry(total=1, connect=1, read=0, status=0, redirect=0, backoff_factor=0)
+
+
+def connect(
+    context: str | None = None,
+    namespace: str | None = None,
+    kubeconfig: str | None = None,
+) -> Connection:
+    """Load credentials: the kubeconfig (explicit context or current-context) or in-cluster."""
+    path = _kubeconfig_path(kubeconfig)
+    if context == IN_CLUSTER or (not Path(path).exists() and not kubeconfig and not context):
+        return _connect_in_cluster(namespace, path)
+    if not Path(path).exists():
+        raise UserError(f"kubeconfig {path} not found (set kubeconfig: or KUBECONFIG)")
+    try:
+        contexts, current = kube_config.list_kube_config_contexts(path)
+    except (ConfigException, OSError, ValueError) as e:
+        raise UserError(f"kubeconfig {path}: {_first_line(e)}") from None
+    names = [c["name"] for c in contexts or []]
+    chosen = context or (current or {}).get("name")
+    if not chosen:
+        raise UserError(f"kubeconfig {path} has no current-context; name one with context:")
+    if chosen not in names:
+        raise UserError(
+            f"kube context '{chosen}' not found in {path} (available: {', '.join(names) or 'none'})"
+        )
+    entry = next(c for c in contexts if c["name"] == chosen)
+    cfg = client.Configuration()
+    try:
+        kube_config.load_kube_config(
+            config_file=path, context=chosen, client_configuration=cfg, persist_config=False
+        )
+    except (ConfigException, OSError, ValueError) as e:
+        raise UserError(f"kube context '{chosen}' in {path}: {_first_line(e)}") from None
+    _no_retries(cfg)
+    ns = namespace or (entry.get("context") or {}).get("namespace") or "default"
+    return Connection(client.ApiClient(cfg), chosen, ns, cfg.host)
+
+
+def _connect_in_cluster(namespace: str | None, path: str) -> Connection:
+    if not _in_cluster_available():
+        raise UserError(
+            f"no kubeconfig at {path} and not running in a pod "
+            "(set kubeconfig:/context: or KUBECONFIG)"
+        )
+    cfg = client.Configuration()
+    try:
+        incluster_config.load_incluster_config(client_configuration=cfg)
+    except ConfigException as e:
+        raise UserError(f"in-cluster config: {_first_line(e)}") from None
+    _no_retries(cfg)
+    ns = namespace
+    if not ns:
+        ns_file = Path(incluster_config.SERVICE_TOKEN_FILENAME).with_name("namespace")
+        ns = ns_file.read_text().strip() if ns_file.exists() else "default"
+    return Connection(client.ApiClient(cfg), IN_CLUSTER, ns, cfg.host)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def ensure_allowed(context: str, namespace: str, allowlist: Iterable[str] | None) -> None:
+    """Refuse to act on a cluster unless "<context>/<namespace>" matches an allowlist entry.
+
+    Entries are "context/namespace" glob patterns, e.g. "kind-loadgate/loadgate" or
+    "staging/*". An empty or missing allowlist allows nothing: chaos must be opted into.
+    """
+    entries = [e.strip() for e in (allowlist or []) if e and e.strip()]
+    target = f"{context}/{namespace}"
+    for entry in entries:
+        if "/" not in entry:
+            raise UserError(
+                f"allowlist entry '{entry}' must be 'context/namespace' (globs allowed)"
+            )
+        if fnmatch.fnmatchcase(target, entry):
+            return
+    shown = ", ".join(entries) if entries else "empty"
+    raise UserError(
+        f"refusing to act on kube context '{context}' namespace '{namespace}': "
+        f"not in the allowlist ({shown}); add '{target}' to kubernetes.allowed"
+    )

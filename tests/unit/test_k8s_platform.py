@@ -1,0 +1,247 @@
+"""KubernetesPlatform against recorded API responses served on loopback by pytest-httpserver.
+
+The real `kubernetes` client builds the requests and deserializes the responses; only the API
+server is replaced by recordings (tests/data/k8s/). No loadgate function is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loadgate.errors import UserError
+from loadgate.platform.kubeconfig import ensure_allowed
+from loadgate.platform.kubernetes import KubernetesPlatform
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "k8s"
+NS = "loadgate"
+PODS = f"/api/v1/namespaces/{NS}/pods"
+DEPLOY = f"/apis/apps/v1/namespaces/{NS}/deployments/modelserver"
+SO = f"/apis/keda.sh/v1alpha1/namespaces/{NS}/scaledobjects/modelserver"
+HPA = f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/keda-hpa-modelserver"
+EVENTS = f"/api/v1/namespaces/{NS}/events"
+
+
+def recorded(name: str) -> dict:
+    return json.loads((DATA / name).read_text())
+
+
+def write_kubeconfig(path: Path, server: str, namespace: str = NS) -> Path:
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kind-loadgate", "cluster": {"server": server}}],
+        "users": [{"name": "loadgate", "user": {"token": "recorded-token"}}],
+        "contexts": [
+            {
+                "name": "kind-loadgate",
+                "context": {"cluster": "kind-loadgate", "user": "loadgate", "namespace": namespace},
+            }
+        ],
+        "current-context": "kind-loadgate",
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def platform(httpserver, tmp_path):
+    kc = write_kubeconfig(tmp_path / "kubeconfig", httpserver.url_for("").rstrip("/"))
+    p = KubernetesPlatform.from_config(
+        {
+            "grpc_target": "127.0.0.1:18080",
+            "kubeconfig": str(kc),
+            "allowed": ["kind-loadgate/loadgate"],
+            "selector": "app.kubernetes.io/name=modelserver",
+        }
+    )
+    yield p
+    p.close()
+
+
+def test_context_and_namespace_come_from_kubeconfig(platform):
+    assert platform.context == "kind-loadgate"
+    assert platform.namespace == NS
+    assert platform.grpc_target == "127.0.0.1:18080"
+
+
+def test_pods_by_selector_with_readiness_and_ips(platform, httpserver):
+    httpserver.expect_request(
+        PODS,
+        method="GET",
+        query_string={"labelSelector": "app.kubernetes.io/name=modelserver"},
+        headers={"Authorization": "Bearer recorded-token"},
+    ).respond_with_json(recorded("pods.json"))
+    pods = {p.name: p for p in platform.pods()}
+    assert len(pods) == 4
+    ok = pods["modelserver-7c9d8f6b5d-4xk2p"]
+    assert ok.ready and ok.address == "10.244.1.12:8001" and ok.phase == "Running"
+    assert ok.started is not None and ok.labels["app.kubernetes.io/name"] == "modelserver"
+    assert not pods["modelserver-7c9d8f6b5d-lm7vd"].ready  # Ready condition False
+    gone = pods["modelserver-7c9d8f6b5d-zz1aa"]
+    assert gone.phase == "Terminating" and not gone.ready
+
+
+def test_default_selector_is_the_deployments(httpserver, tmp_path):
+    kc = write_kubeconfig(tmp_path / "kc", httpserver.url_for("").rstrip("/"))
+    p = KubernetesPlatform(kubeconfig=str(kc), grpc_target="x:1")
+    httpserver.expect_request(DEPLOY).respond_with_json(recorded("deployment.json"))
+    assert p.selector == "app.kubernetes.io/name=modelserver"
+
+
+def test_kill_deletes_ready_pods_with_grace_period(platform, httpserver):
+    httpserver.expect_request(PODS, method="GET").respond_with_json(recorded("pods.json"))
+    httpserver.expect_oneshot_request(
+        f"{PODS}/modelserver-7c9d8f6b5d-4xk2p",
+        method="DELETE",
+        query_string={"gracePeriodSeconds": "0"},
+    ).respond_with_json(recorded("pod-delete.json"))
+    killed = platform.kill_pods(count=1, grace_period=0)
+    assert killed == ["modelserver-7c9d8f6b5d-4xk2p"]
+    httpserver.check_assertions()
+
+
+def test_kill_by_percent_skips_terminating_and_rounds_up(platform, httpserver):
+    httpserver.expect_request(PODS, method="GET").respond_with_json(recorded("pods.json"))
+    for name in ("4xk2p", "9qwzt"):
+        httpserver.expect_request(
+            f"{PODS}/modelserver-7c9d8f6b5d-{name}",
+            method="DELETE",
+            query_string={"gracePeriodSeconds": "5"},
+        ).respond_with_json(recorded("pod-delete.json"))
+    # 3 live pods (one is Terminating), 50 % -> 2, ready ones first.
+    killed = platform.kill_pods(percent=50, grace_period=5)
+    assert killed == ["modelserver-7c9d8f6b5d-4xk2p", "modelserver-7c9d8f6b5d-9qwzt"]
+
+
+def test_kill_refused_outside_allowlist(httpserver, tmp_path):
+    kc = write_kubeconfig(tmp_path / "kc", httpserver.url_for("").rstrip("/"))
+    p = KubernetesPlatform(kubeconfig=str(kc), grpc_target="x:1", allowed=["prod/*"])
+    with pytest.raises(UserError, match="not in the allowlist"):
+        p.kill_pods(count=1)
+    with pytest.raises(UserError, match="kind-loadgate/loadgate"):
+        p.scale(3)
+    assert httpserver.log == []  # refused before any API call
+
+
+def test_replicas_spec_and_ready(platform, httpserver):
+    httpserver.expect_request(DEPLOY, method="GET").respond_with_json(recorded("deployment.json"))
+    r = platform.replicas()
+    assert (r.spec, r.ready) == (4, 2)
+
+
+def test_scale_patches_the_scale_subresource(platform, httpserver):
+    httpserver.expect_request(
+        f"{DEPLOY}/scale", method="PATCH", json={"spec": {"replicas": 6}}
+    ).respond_with_json(recorded("scale-patched.json"))
+    platform.scale(6)
+    (req, _resp) = httpserver.log[0]
+    assert "merge-patch" in req.headers["Content-Type"]
+
+
+def test_scaled_object_and_conditions(platform, httpserver):
+    httpserver.expect_request(SO, method="GET").respond_with_json(recorded("scaledobject.json"))
+    so = platform.scaled_object()
+    assert so["spec"]["maxReplicaCount"] == 8
+    assert so["spec"]["triggers"][0]["metadata"]["threshold"] == "16"
+    conds = platform.scaled_object_conditions()
+    assert conds["Ready"] == "True" and conds["Active"] == "True" and conds["Fallback"] == "False"
+
+
+def test_hpa_created_by_keda(platform, httpserver):
+    httpserver.expect_request(HPA, method="GET").respond_with_json(recorded("hpa.json"))
+    hpa = platform.hpa()
+    assert hpa["status"]["desiredReplicas"] == 6 and hpa["spec"]["maxReplicas"] == 8
+
+
+def test_events_are_hpa_rescales_deployment_and_pod_events(platform, httpserver):
+    httpserver.expect_request(EVENTS, method="GET").respond_with_json(recorded("events.json"))
+    events = platform.events()
+    times = [e.time for e in events]
+    assert times == sorted(times)
+    rescales = [e for e in events if e.reason == "SuccessfulRescale"]
+    assert [e.fields["new_size"] for e in rescales] == [4, 6]
+    assert all(e.kind == "autoscaler" and e.name == "keda-hpa-modelserver" for e in rescales)
+    assert {e.kind for e in events} == {"autoscaler", "scale", "pod"}
+    assert not any(e.name.startswith("prometheus-") for e in events)  # not the model stack
+    later = platform.events(since=rescales[0].time + 1)
+    assert [e.fields.get("new_size") for e in later if e.reason == "SuccessfulRescale"] == [6]
+
+
+def test_forbidden_names_verb_and_resource(platform, httpserver):
+    httpserver.expect_request(PODS).respond_with_json(recorded("forbidden-pods.json"), status=403)
+    with pytest.raises(UserError) as err:
+        platform.pods()
+    msg = str(err.value)
+    assert msg.startswith("forbidden: cannot list pods in namespace 'loadgate'")
+    assert "system:serviceaccount:loadgate:loadgate" in msg
+    assert "\n" not in msg
+
+
+def test_missing_scaled_object_is_clear(platform, httpserver):
+    httpserver.expect_request(SO).respond_with_json(
+        recorded("notfound-scaledobject.json"), status=404
+    )
+    with pytest.raises(UserError, match=r'not found: scaledobjects.keda.sh .*"modelserver"'):
+        platform.scaled_object()
+
+
+@pytest.mark.timeout(30)
+def test_connection_refused_is_one_clear_line(tmp_path):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    kc = write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{port}")
+    p = KubernetesPlatform(kubeconfig=str(kc), grpc_target="x:1", selector="a=b")
+    with pytest.raises(UserError) as err:
+        p.pods()
+    assert str(err.value) == (
+        f"cannot reach the Kubernetes API at http://127.0.0.1:{port} "
+        "(context 'kind-loadgate') to list pods: connection refused"
+    )
+
+
+def test_missing_context_lists_the_available_ones(httpserver, tmp_path):
+    kc = write_kubeconfig(tmp_path / "kc", httpserver.url_for("").rstrip("/"))
+    with pytest.raises(
+        UserError, match=r"kube context 'prod' not found in .*available: kind-loadgate"
+    ):
+        KubernetesPlatform(kubeconfig=str(kc), context="prod")
+
+
+def test_missing_kubeconfig_file(tmp_path):
+    with pytest.raises(UserError, match="kubeconfig .* not found"):
+        KubernetesPlatform(kubeconfig=str(tmp_path / "nope"))
+
+
+def test_from_config_rejects_unknown_keys():
+    with pytest.raises(UserError, match=r"kubernetes: namespce: unknown key"):
+        KubernetesPlatform.from_config({"grpc_target": "x:1", "namespce": "a"})
+
+
+@pytest.mark.parametrize(
+    ("allow", "ok"),
+    [
+        (["kind-loadgate/loadgate"], True),
+        (["kind-*/loadgate"], True),
+        (["kind-loadgate/*"], True),
+        (["kind-loadgate/default"], False),
+        ([], False),
+        (None, False),
+    ],
+)
+def test_ensure_allowed(allow, ok):
+    if ok:
+        ensure_allowed("kind-loadgate", "loadgate", allow)
+    else:
+        with pytest.raises(UserError, match="refusing to act"):
+            ensure_allowed("kind-loadgate", "loadgate", allow)
+
+
+def test_allowlist_entry_needs_a_namespace():
+    with pytest.raises(UserError, match="must be 'context/namespace'"):
+        ensure_allowed("kind-loadgate", "loadgate", ["kind-loadgate"])
