@@ -1,0 +1,139 @@
+"""Readiness drop-out: a pod over its queue limit turns not ready, the proxy stops sending it
+calls (allowing one probe interval for the proxy to notice), and it returns once drained.
+
+served_by holds the pod's address (ip:port, like Envoy's %UPSTREAM_HOST%); the readiness events
+carry both the pod name and its address in their labels, which is how calls are mapped to pods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from loadgate.judge import names
+from loadgate.judge.timeline import series
+
+
+def transitions(
+    timeline: pd.DataFrame,
+    metric: str = names.READY_METRIC,
+    sources=names.READY_SOURCES,
+    pod_label: str = names.POD_LABEL,
+    address_label: str = names.ADDRESS_LABEL,
+) -> pd.DataFrame:
+    """Readiness changes: time, pod, address, ready (bool). Repeated observations of the same
+    state collapse to the first one, so a scraped gauge and an event stream give the same table."""
+    s = series(timeline, metric, source=sources, expand=(pod_label, address_label))
+    s = s.rename(columns={pod_label: "pod", address_label: "address"})
+    s["ready"] = s["value"] > 0.5
+    s = s.sort_values(["pod", "time"], kind="stable")
+    changed = s["ready"] != s.groupby("pod")["ready"].shift()
+    return s[changed][["time", "pod", "address", "ready"]].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class ReadinessResult:
+    drops: int  # ready -> not ready transitions
+    pods_dropped: tuple[str, ...]
+    returned: int  # drops followed by a return to ready
+    not_ready_s: float  # total pod-seconds not ready (until the end of the timeline)
+    calls_to_not_ready: int  # calls started on a not-ready pod beyond the grace period
+    calls_in_grace: int  # calls started on a not-ready pod within the grace period
+    overloads: int  # episodes of a pod's queue above the limit
+    overloads_not_dropped: int  # ... where the pod was not (or not soon) marked not ready
+    max_queue: float  # highest queue depth observed (NaN without queue metric)
+    offending_pods: dict[str, int] = field(default_factory=dict)  # pod -> calls_to_not_ready
+
+
+def _calls_on_not_ready(samples: pd.DataFrame, tr: pd.DataFrame, grace: float) -> pd.DataFrame:
+    """The calls (with a known pod) started while that pod was not ready, with how long it had
+    been not ready at the call's start."""
+    calls = samples[samples["served_by"].isin(tr["address"].unique())]
+    if calls.empty or tr.empty:
+        return calls.assign(since=pd.Series(dtype=float), pod=pd.Series(dtype=str))[0:0]
+    left = calls[["start", "served_by"]].assign(served_by=lambda d: d["served_by"].astype(str))
+    left = left.sort_values("start", kind="stable")
+    right = tr.rename(columns={"time": "t_state", "address": "served_by"})[
+        ["t_state", "served_by", "ready", "pod"]
+    ].assign(served_by=lambda d: d["served_by"].astype(str))
+    right = right.sort_values("t_state", kind="stable")
+    m = pd.merge_asof(
+        left, right, left_on="start", right_on="t_state", by="served_by", direction="backward"
+    )
+    bad = m[m["ready"].eq(False)]
+    return bad.assign(since=bad["start"] - bad["t_state"])
+
+
+def _overload_episodes(
+    timeline: pd.DataFrame, limit: float, metric: str, pod_label: str
+) -> pd.DataFrame:
+    """First observation of each run of consecutive over-limit queue observations, per pod."""
+    q = series(timeline, metric, expand=(pod_label,)).rename(columns={pod_label: "pod"})
+    if q.empty:
+        return q.assign(max=np.nan)
+    q = q.sort_values(["pod", "time"], kind="stable")
+    over = q["value"] > limit
+    starts = over & ~over.groupby(q["pod"]).shift(fill_value=False)
+    return q[starts][["time", "pod"]].assign(max=float(q["value"].max()))
+
+
+def readiness(
+    samples: pd.DataFrame,
+    timeline: pd.DataFrame,
+    probe_interval: float = 1.0,
+    queue_limit: float = 50,
+    drop_within: float | None = None,
+    ready_metric: str = names.READY_METRIC,
+    ready_sources=names.READY_SOURCES,
+    queue_metric: str = names.QUEUE_METRIC,
+    pod_label: str = names.POD_LABEL,
+    address_label: str = names.ADDRESS_LABEL,
+) -> ReadinessResult:
+    """probe_interval: the grace after a pod turns not ready before a call sent to it counts as a
+    violation. drop_within: how soon after its queue first exceeds queue_limit the pod must be
+    marked not ready (default two probe intervals plus one second of scrape delay)."""
+    tr = transitions(timeline, ready_metric, ready_sources, pod_label, address_label)
+    within = drop_within if drop_within is not None else 2 * probe_interval + 1.0
+    # drops: a not-ready state after the pod was seen (its first observation may be not ready)
+    first = ~tr["pod"].duplicated()
+    drops = tr[~tr["ready"] & ~first]
+    nxt = tr.groupby("pod")["ready"].shift(-1)
+    returned = int((~tr["ready"] & ~first & nxt.eq(True)).sum())
+    t_end = float(timeline["time"].max()) if len(timeline) else 0.0
+    t_next = tr.groupby("pod")["time"].shift(-1).fillna(t_end)
+    not_ready_s = float((t_next - tr["time"])[~tr["ready"]].sum())
+
+    bad = _calls_on_not_ready(samples, tr, probe_interval)
+    late = bad[bad["since"] > probe_interval]
+
+    ep = _overload_episodes(timeline, queue_limit, queue_metric, pod_label)
+    missed = 0
+    if len(ep):
+        ep = ep.sort_values("time", kind="stable")
+        states = tr.sort_values("time", kind="stable")
+        # state of the pod at the episode start, and its next drop after it
+        at = pd.merge_asof(ep, states[["time", "pod", "ready"]], on="time", by="pod")
+        nd = pd.merge_asof(
+            ep,
+            drops.sort_values("time")[["time", "pod"]].assign(t_drop=lambda d: d["time"]),
+            on="time",
+            by="pod",
+            direction="forward",
+        )
+        already = at["ready"].eq(False).to_numpy()
+        soon = (nd["t_drop"] - nd["time"] <= within).fillna(False).to_numpy(dtype=bool)
+        missed = int((~already & ~soon).sum())
+    return ReadinessResult(
+        drops=len(drops),
+        pods_dropped=tuple(sorted(drops["pod"].unique())),
+        returned=returned,
+        not_ready_s=not_ready_s,
+        calls_to_not_ready=len(late),
+        calls_in_grace=len(bad) - len(late),
+        overloads=len(ep),
+        overloads_not_dropped=missed,
+        max_queue=float(ep["max"].iloc[0]) if len(ep) else float("nan"),
+        offending_pods={str(k): int(v) for k, v in late["pod"].value_counts().items()},
+    )
