@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from loadgate.judge import names
@@ -68,15 +67,14 @@ def _calls_on_not_ready(samples: pd.DataFrame, tr: pd.DataFrame, grace: float) -
 
 def _overload_episodes(
     timeline: pd.DataFrame, limit: float, metric: str, pod_label: str
-) -> pd.DataFrame:
-    """First observation of each run of consecutive over-limit queue observations, per pod."""
+) -> tuple[pd.DataFrame, float]:
+    """First observation of each run of consecutive over-limit queue observations, per pod, and
+    the highest queue depth seen."""
     q = series(timeline, metric, expand=(pod_label,)).rename(columns={pod_label: "pod"})
-    if q.empty:
-        return q.assign(max=np.nan)
     q = q.sort_values(["pod", "time"], kind="stable")
     over = q["value"] > limit
     starts = over & ~over.groupby(q["pod"]).shift(fill_value=False)
-    return q[starts][["time", "pod"]].assign(max=float(q["value"].max()))
+    return q[starts][["time", "pod"]].reset_index(drop=True), float(q["value"].max())
 
 
 def readiness(
@@ -108,9 +106,13 @@ def readiness(
     bad = _calls_on_not_ready(samples, tr, probe_interval)
     late = bad[bad["since"] > probe_interval]
 
-    ep = _overload_episodes(timeline, queue_limit, queue_metric, pod_label)
-    missed = 0
-    if len(ep):
+    ep, max_queue = (
+        _overload_episodes(timeline, queue_limit, queue_metric, pod_label)
+        if (timeline["metric"] == queue_metric).any()
+        else (pd.DataFrame(columns=["time", "pod"]), float("nan"))
+    )
+    missed = len(ep)  # without readiness events every overload went unanswered
+    if len(ep) and len(tr):
         ep = ep.sort_values("time", kind="stable")
         states = tr.sort_values("time", kind="stable")
         # state of the pod at the episode start, and its next drop after it
@@ -134,6 +136,6 @@ def readiness(
         calls_in_grace=len(bad) - len(late),
         overloads=len(ep),
         overloads_not_dropped=missed,
-        max_queue=float(ep["max"].iloc[0]) if len(ep) else float("nan"),
+        max_queue=max_queue,
         offending_pods={str(k): int(v) for k, v in late["pod"].value_counts().items()},
     )
