@@ -1,0 +1,187 @@
+"""KServe v2 `inference.GRPCInferenceService` and `grpc.health.v1.Health` over the accelerator.
+
+Every RPC first sends initial metadata `x-pod-name` (so a stream's client knows its pod before
+the first token). Request mistakes become the status Triton would return; nothing a client sends
+can raise out of a handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+from loadgate.modelserver import models
+from loadgate.modelserver.config import ServerConfig
+from loadgate.modelserver.engine import Accelerator
+from loadgate.modelserver.models import CV, LLM, RequestError
+
+_SERVICE = "inference.GRPCInferenceService"
+_DONE = object()  # one stream request finished
+_EOF = object()  # the client closed its side of the stream
+
+
+class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, cfg: ServerConfig, acc: Accelerator) -> None:
+        self.cfg = cfg
+        self.acc = acc
+        self.md = (("x-pod-name", cfg.pod_name),)
+        self.streams: set[asyncio.Queue] = set()
+
+    def drain(self) -> None:
+        """SIGTERM: each open stream ends (status OK) once its requests are answered, instead of
+        idling until the grace period runs out and the client sees a cancellation."""
+        for out in self.streams:
+            out.put_nowait(_EOF)
+
+    async def ServerLive(self, request, context):
+        await context.send_initial_metadata(self.md)
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):
+        await context.send_initial_metadata(self.md)
+        return pb.ServerReadyResponse(ready=self.acc.readiness.ready)
+
+    async def ModelReady(self, request, context):
+        await context.send_initial_metadata(self.md)
+        known = request.name in (LLM, CV) and request.version in ("", models.VERSION)
+        return pb.ModelReadyResponse(ready=known and self.acc.readiness.ready)
+
+    async def ServerMetadata(self, request, context):
+        await context.send_initial_metadata(self.md)
+        return pb.ServerMetadataResponse(
+            name="loadgate-modelserver", version="0.1.0", extensions=["loadgate_simulated"]
+        )
+
+    async def ModelMetadata(self, request, context):
+        await context.send_initial_metadata(self.md)
+        try:
+            models.check_model(request.name, request.version)
+        except RequestError as e:
+            await context.abort(getattr(grpc.StatusCode, e.code), str(e))
+        return models.metadata(request.name, self.cfg.max_batch_size)
+
+    async def ModelInfer(self, request, context):
+        await context.send_initial_metadata(self.md)
+        started = time.monotonic()
+        try:
+            models.check_model(request.model_name, request.model_version)
+            if request.model_name == CV:
+                images = models.parse_cv(request, self.cfg.max_batch_size)
+                await self.acc.classify(images)
+                self.acc.record(CV, True, started)
+                return models.cv_response(request.id, images)
+            llm = self._parse_llm(request)
+            tokens = 0
+            async with contextlib.aclosing(
+                self.acc.generate(llm.prompt_tokens, llm.max_tokens, chunk=llm.max_tokens)
+            ) as gen:
+                async for n in gen:
+                    tokens += n
+            self.acc.record(LLM, True, started)
+            return models.llm_response(request.id, tokens, final=True)
+        except RequestError as e:
+            if request.model_name in (LLM, CV):
+                self.acc.record(request.model_name, False, started)
+            await context.abort(getattr(grpc.StatusCode, e.code), str(e))
+
+    def _parse_llm(self, request: pb.ModelInferRequest) -> models.LlmRequest:
+        return models.parse_llm(
+            request, self.cfg.default_max_tokens, self.cfg.default_prompt_tokens
+        )
+
+    async def ModelStreamInfer(self, request_iterator, context):
+        """Requests on one stream run concurrently; their responses interleave, as in Triton."""
+        await context.send_initial_metadata(self.md)
+        out: asyncio.Queue = asyncio.Queue()
+        tasks: set[asyncio.Task] = set()
+        pending = 0  # requests whose _DONE has not been read yet
+
+        async def read() -> None:
+            nonlocal pending
+            try:
+                async for req in request_iterator:
+                    pending += 1
+                    t = asyncio.create_task(self._stream_one(req, out))
+                    tasks.add(t)
+                    t.add_done_callback(tasks.discard)
+            except Exception:  # noqa: S110 - the client went away; the handler is cancelled too
+                pass
+            finally:
+                out.put_nowait(_EOF)
+
+        reader = asyncio.create_task(read())
+        client_open = not self.acc.readiness.draining
+        self.streams.add(out)
+        try:
+            # Each request's _DONE follows its last response in the queue, so nothing is lost.
+            while client_open or pending:
+                item = await out.get()
+                if item is _EOF:
+                    client_open = False
+                elif item is _DONE:
+                    pending -= 1
+                else:
+                    yield item
+        finally:
+            self.streams.discard(out)
+            reader.cancel()
+            for t in list(tasks):
+                t.cancel()
+
+    async def _stream_one(self, req: pb.ModelInferRequest, out: asyncio.Queue) -> None:
+        started = time.monotonic()
+        try:
+            models.check_model(req.model_name, req.model_version)
+            if req.model_name != LLM:
+                # Not decoupled: one response, as Triton streams a non-decoupled model.
+                images = models.parse_cv(req, self.cfg.max_batch_size)
+                await self.acc.classify(images)
+                out.put_nowait(
+                    pb.ModelStreamInferResponse(infer_response=models.cv_response(req.id, images))
+                )
+                self.acc.record(CV, True, started)
+                return
+            llm = self._parse_llm(req)
+            sent = 0
+            async with contextlib.aclosing(
+                self.acc.generate(llm.prompt_tokens, llm.max_tokens)
+            ) as gen:
+                async for n in gen:
+                    sent += n
+                    resp = models.llm_response(req.id, n, final=sent >= llm.max_tokens)
+                    out.put_nowait(pb.ModelStreamInferResponse(infer_response=resp))
+            self.acc.record(LLM, True, started)
+        except RequestError as e:
+            if req.model_name in (LLM, CV):
+                self.acc.record(req.model_name, False, started)
+            out.put_nowait(pb.ModelStreamInferResponse(error_message=str(e)))
+        finally:
+            out.put_nowait(_DONE)
+
+
+class HealthService(health_pb2_grpc.HealthServicer):
+    """grpc.health.v1 Check: SERVING while ready (readiness rule and not draining)."""
+
+    def __init__(self, acc: Accelerator, pod_name: str) -> None:
+        self.acc = acc
+        self.md = (("x-pod-name", pod_name),)
+
+    async def Check(self, request, context):
+        await context.send_initial_metadata(self.md)
+        if request.service not in ("", _SERVICE):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service '{request.service}'")
+        S = health_pb2.HealthCheckResponse
+        return S(status=S.SERVING if self.acc.readiness.ready else S.NOT_SERVING)
+
+
+def add_services(server: grpc.aio.Server, cfg: ServerConfig, acc: Accelerator) -> InferenceService:
+    inference = InferenceService(cfg, acc)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(inference, server)
+    health_pb2_grpc.add_HealthServicer_to_server(HealthService(acc, cfg.pod_name), server)
+    return inference
