@@ -1,0 +1,1 @@
+"""Reading what the stack knows: Envoy admin, Prometheus, metric text."""
