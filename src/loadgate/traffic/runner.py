@@ -1,0 +1,276 @@
+"""Run a scenario: Locust headless in its own processes, samples and summary in a run directory.
+
+Locust monkey-patches its process with gevent, so it never runs in the caller's process (pytest
+and chaoslib share that one). The caller's side only starts `python -m locust` with loadgate's
+locustfile, watches the live chunks for progress, asks for an orderly stop by creating a stop
+file (the controller inside Locust then cancels in-flight calls and writes every row), and reads
+samples.parquet back.
+
+    result = run_scenario(load_scenario("loadtests/scenarios/mixed.yaml"), "127.0.0.1:8001",
+                          "reports/x", processes=2, progress=print)
+    handle = start_scenario(scenario, target, out_dir)   # background load (chaos control)
+    ...; result = handle.stop().wait()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pandas as pd
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+from loadgate.errors import UserError
+from loadgate.procs import spawn, stop
+from loadgate.schema import read_samples
+from loadgate.traffic import kserve
+from loadgate.traffic.live import read_recent
+from loadgate.traffic.recorder import GENERATOR_FILE, SAMPLES_FILE
+from loadgate.traffic.scenario import Scenario
+from loadgate.traffic.summary import format_table, progress_line, summarize
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+PROGRESS_EVERY_S = 2.0
+STOP_GRACE_S = 30.0  # after a stop request: cancel, drain (5 s), collect, write, quit
+Progress = Callable[[str], None]
+
+
+class RunFailed(RuntimeError):
+    """Locust exited without writing samples (its log is in the run directory)."""
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    samples_path: Path
+    samples: pd.DataFrame
+    summary: dict
+    started: float
+    ended: float
+    locust_csv_prefix: Path
+    locust_html: Path
+    exit_code: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def table(self) -> str:
+        return format_table(self.summary)
+
+
+def check_target(target: str, scenario: Scenario, timeout: float = 5.0) -> None:
+    """UserError (one line) unless `target` answers gRPC; run before any load starts."""
+    if ":" not in target:
+        raise UserError(f"target {target!r}: expected HOST:PORT")
+    kserve.call_metadata(scenario.client)  # a missing env var is reported now, not per call
+    channel = kserve.open_channel(target, scenario.client)
+    try:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        md = kserve.call_metadata(scenario.client)
+        stub.ServerLive(pb.ServerLiveRequest(), timeout=timeout, metadata=md)
+    except grpc.RpcError as e:
+        if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            detail = (e.details() or "").splitlines()[0][:120]
+            raise UserError(f"target {target} is unreachable ({e.code().name}: {detail})") from None
+        # Anything else (UNIMPLEMENTED, UNAUTHENTICATED...) means a gRPC server answered.
+    finally:
+        channel.close()
+
+
+def locust_command(scenario: Scenario, target: str, out_dir: Path, processes: int) -> list[str]:
+    if scenario.open_loop:
+        users, rate = processes, processes  # one open-loop stream per worker process
+    else:
+        first = scenario.phases[0]
+        users, rate = first.users or 0, first.spawn_rate or max(first.users or 1, 1)
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
+    cmd += ["--host", target, "-u", str(users), "-r", str(rate)]
+    cmd += ["--csv", str(out_dir / "locust"), "--html", str(out_dir / "locust.html")]
+    cmd += ["--only-summary", "--lg-streams", str(processes if scenario.open_loop else 1)]
+    if processes > 1:
+        cmd += ["--processes", str(processes)]
+    return cmd
+
+
+class RunHandle:
+    """A scenario running in the background. `stop()` asks for an orderly end; `wait()` returns
+    the RunResult (and stops the run when a stop_event or the safety limit says so)."""
+
+    def __init__(self, scenario: Scenario, target: str, out_dir: Path, processes: int) -> None:
+        self.scenario, self.target, self.out_dir = scenario, target, out_dir
+        self.processes = processes
+        self.stop_file = out_dir / ".stop"
+        self.log_path = out_dir / "locust.log"
+        self.started = time.time()
+        self._stop_asked_at: float | None = None
+        (out_dir / "scenario.yaml").write_text(scenario.to_yaml())
+        env = {
+            **_environ(),
+            "LOADGATE_SCENARIO": str(out_dir / "scenario.yaml"),
+            "LOADGATE_OUT": str(out_dir),
+            "LOADGATE_DRIVER": "1",
+            "LOADGATE_STOP_FILE": str(self.stop_file),
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.proc: subprocess.Popen = spawn(
+            locust_command(scenario, target, out_dir, processes), self.log_path, env=env
+        )
+        # Past this the run is stuck: ask it to stop, and kill it STOP_GRACE_S later.
+        self.limit = self.started + scenario.duration_s + scenario.max_deadline_s + 60
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> RunHandle:
+        """Ask for an orderly stop: in-flight calls end CANCELLED, every row is written."""
+        if self._stop_asked_at is None:
+            self._stop_asked_at = time.time()
+            with contextlib.suppress(OSError):
+                self.stop_file.touch()
+        return self
+
+    def poll(self, stop_event: threading.Event | None = None) -> bool:
+        """One supervision step; True while Locust runs."""
+        now = time.time()
+        if (stop_event is not None and stop_event.is_set()) or now > self.limit:
+            self.stop()
+        if self._stop_asked_at is not None and now > self._stop_asked_at + STOP_GRACE_S:
+            stop(self.proc, grace=5)
+        return self.running
+
+    def wait(
+        self,
+        progress: Progress | None = None,
+        stop_event: threading.Event | None = None,
+    ) -> RunResult:
+        last = 0.0
+        while self.poll(stop_event):
+            now = time.time()
+            if progress and now - last >= PROGRESS_EVERY_S:
+                last = now
+                recent = read_recent(self.out_dir, PROGRESS_EVERY_S * 2)
+                progress(
+                    progress_line(
+                        recent, PROGRESS_EVERY_S * 2, now - self.started, self.scenario.duration_s
+                    )
+                )
+            time.sleep(0.2)
+        return self.result()
+
+    def result(self) -> RunResult:
+        samples_path = self.out_dir / SAMPLES_FILE
+        if not samples_path.exists():
+            raise RunFailed(
+                f"Locust exited with code {self.proc.returncode} without writing samples; "
+                f"see {self.log_path}: {_last_line(self.log_path)}"
+            )
+        df = read_samples(samples_path)
+        gen_path = self.out_dir / GENERATOR_FILE
+        generator = json.loads(gen_path.read_text()) if gen_path.exists() else {}
+        summary = summarize(df, self.scenario, generator)
+        summary["target"] = self.target
+        summary["out_dir"] = str(self.out_dir)
+        (self.out_dir / "traffic_summary.json").write_text(json.dumps(summary, indent=2))
+        return RunResult(
+            out_dir=self.out_dir,
+            samples_path=samples_path,
+            samples=df,
+            summary=summary,
+            started=float(generator.get("started") or self.started),
+            ended=float(generator.get("ended") or time.time()),
+            locust_csv_prefix=self.out_dir / "locust",
+            locust_html=self.out_dir / "locust.html",
+            exit_code=self.proc.returncode,
+            extra={"generator": generator},
+        )
+
+    def kill(self) -> None:
+        stop(self.proc, grace=5)
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return dict(os.environ)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1][:200] if lines else "(empty log)"
+
+
+def start_scenario(
+    scenario: Scenario,
+    target: str,
+    out_dir: str | Path,
+    processes: int = 1,
+    check: bool = True,
+) -> RunHandle:
+    """Start the load in the background and return at once. Call from a thread that outlives
+    the run (the Locust process dies with the thread that spawned it)."""
+    if processes < 1:
+        raise UserError(f"processes must be >= 1 (got {processes})")
+    if check:
+        check_target(target, scenario)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return RunHandle(scenario, target, out, processes)
+
+
+def run_scenario(
+    scenario: Scenario,
+    target: str,
+    out_dir: str | Path,
+    processes: int = 1,
+    progress: Progress | None = None,
+    stop_event: threading.Event | None = None,
+) -> RunResult:
+    """Run the whole scenario and return its RunResult. `stop_event`, SIGTERM or SIGINT (in the
+    main thread) end it early and in order: in-flight calls become CANCELLED rows, the file is
+    still written."""
+    handle = start_scenario(scenario, target, out_dir, processes)
+    if progress:
+        progress(
+            f"loadgate: {scenario.name} ({scenario.arrival}, {len(scenario.phases)} phases, "
+            f"{scenario.duration_s:.0f}s) -> {target}, {processes} process(es), out {handle.out_dir}"
+        )
+    event = stop_event or threading.Event()
+    with _stop_on_signals(event, progress):
+        try:
+            return handle.wait(progress, event)
+        finally:
+            if handle.running:  # an exception in the wait loop: never leave Locust behind
+                handle.stop()
+                handle.kill()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(event: threading.Event, progress: Progress | None):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        if progress and not event.is_set():
+            progress(f"loadgate: {signal.Signals(signum).name}: stopping, writing samples...")
+        event.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,0 +1,117 @@
+"""Scenario YAML: traffic classes, arrival model, phases, generator limits, client settings.
+
+`load_scenario(path)` is the one entry point; errors name the file and the key path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import Field, model_validator
+
+from loadgate.config import StrictModel, load_yaml_model
+
+Kind = Literal["llm_stream", "llm_unary", "cv"]
+Arrival = Literal["closed", "constant", "poisson"]
+OPEN_LOOP: tuple[str, ...] = ("constant", "poisson")
+
+
+class TrafficClass(StrictModel):
+    name: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    kind: Kind
+    weight: float = Field(1.0, gt=0)
+    max_tokens: int = Field(50, ge=1)  # LLM only
+    prompt_tokens: int = Field(128, ge=0)  # LLM only
+    deadline_s: float = Field(30.0, gt=0)  # per call, counted from the scheduled send
+    image_dtype: Literal["UINT8", "FP32"] = "UINT8"  # CV only: 1x3x224x224 tensor
+
+
+class Phase(StrictModel):
+    name: str = Field(min_length=1)
+    duration_s: float = Field(gt=0)
+    rate: float | None = Field(None, ge=0)  # open-loop: arrivals/s at the phase start
+    ramp_to: float | None = Field(None, ge=0)  # open-loop: rate at the phase end (linear)
+    users: int | None = Field(None, ge=0)  # closed-loop: concurrent users
+    spawn_rate: float | None = Field(None, gt=0)  # closed-loop: users started per second
+
+
+class Generator(StrictModel):
+    # Open-loop calls run in a bounded gevent pool per generator stream; an arrival that finds
+    # the pool full is dropped (counted), never queued, so the schedule is never stretched.
+    pool_size: int = Field(1000, ge=1)
+    # A run whose send lag p99 exceeds this (or that dropped any arrival) is marked invalid:
+    # its latencies describe the generator, not the stack.
+    max_lag_p99_s: float = Field(0.05, gt=0)
+    seed: int | None = None
+
+
+class Tls(StrictModel):
+    ca: Path | None = None  # PEM roots; system roots when omitted
+    cert: Path | None = None  # client certificate (mTLS), with key
+    key: Path | None = None
+    server_name: str | None = None  # override the name checked against the server certificate
+
+    @model_validator(mode="after")
+    def _pair(self) -> Tls:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key must be given together (mTLS)")
+        return self
+
+
+class Client(StrictModel):
+    tls: Tls | None = None
+    # gRPC metadata key -> NAME of the environment variable holding its value. Values are read
+    # in the generator process only and never written to any file.
+    metadata_env: dict[str, str] = Field(default_factory=dict)
+    served_by_header: str = "x-upstream-host"
+    served_by_fallback: str = "x-pod-name"
+
+
+class Closed(StrictModel):
+    wait_s: tuple[float, float] = (0.0, 0.0)  # closed-loop users wait between(min, max)
+
+
+class Scenario(StrictModel):
+    name: str = Field(min_length=1)
+    description: str = ""
+    arrival: Arrival = "poisson"
+    classes: list[TrafficClass] = Field(min_length=1)
+    phases: list[Phase] = Field(min_length=1)
+    generator: Generator = Field(default_factory=Generator)
+    client: Client = Field(default_factory=Client)
+    closed: Closed = Field(default_factory=Closed)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        names = [c.name for c in self.classes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"class names must be unique (got {names})")
+        for i, p in enumerate(self.phases):
+            if self.open_loop and p.rate is None:
+                raise ValueError(f"phases[{i}] ({p.name}): arrival {self.arrival} needs a rate")
+            if not self.open_loop and p.users is None:
+                raise ValueError(f"phases[{i}] ({p.name}): arrival closed needs users")
+        return self
+
+    @property
+    def open_loop(self) -> bool:
+        return self.arrival in OPEN_LOOP
+
+    @property
+    def duration_s(self) -> float:
+        return sum(p.duration_s for p in self.phases)
+
+    @property
+    def max_deadline_s(self) -> float:
+        return max(c.deadline_s for c in self.classes)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file (UserError naming file and key path on a mistake)."""
+    return load_yaml_model(Scenario, path)

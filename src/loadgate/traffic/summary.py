@@ -1,0 +1,150 @@
+"""Per-class figures and generator health of a run (pure functions over the samples DataFrame).
+
+Latency and time to first token count from `intended`, the scheduled send, so queueing in the
+generator or the stack is never hidden; `start - intended` is the generator's lag. A run whose
+generator fell behind (any dropped arrival, or lag p99 over the scenario's limit) is marked
+invalid: its latencies describe the generator, not the stack.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from loadgate.traffic.scenario import Scenario
+
+REJECTED = "UNAVAILABLE"  # what a proxy's circuit breaker answers (fail fast)
+
+
+def _q(s: pd.Series, q: float) -> float | None:
+    s = s.dropna()
+    return None if s.empty else float(s.quantile(q))
+
+
+def class_figures(df: pd.DataFrame, duration_s: float) -> dict:
+    ok = df[df["status"] == "OK"]
+    latency = ok["end"] - ok["intended"]
+    ttft = ok["first_byte"] - ok["intended"]
+    statuses = df["status"].value_counts().sort_index()
+    return {
+        "count": int(len(df)),
+        "ok": int(len(ok)),
+        "rate": float(len(df) / duration_s) if duration_s > 0 else 0.0,
+        "success_ratio": float(len(ok) / len(df)) if len(df) else None,
+        "latency_p50_s": _q(latency, 0.5),
+        "latency_p99_s": _q(latency, 0.99),
+        "ttft_p50_s": _q(ttft, 0.5),
+        "ttft_p99_s": _q(ttft, 0.99),
+        "rejected": int((df["status"] == REJECTED).sum()),
+        "errors": int(((df["status"] != "OK") & (df["status"] != REJECTED)).sum()),
+        "tokens": int(df["tokens"].sum()),
+        "statuses": {str(k): int(v) for k, v in statuses.items()},
+        "served_by": int(ok["served_by"].ne("").sum()),
+    }
+
+
+def generator_health(
+    df: pd.DataFrame, scenario: Scenario, generator: dict, duration_s: float
+) -> dict:
+    workers = generator.get("workers") or {}
+    dropped = sum(int(w.get("dropped", 0)) for w in workers.values())
+    scheduled = sum(int(w.get("scheduled", 0)) for w in workers.values())
+    unfinished = sum(int(w.get("unfinished", 0)) for w in workers.values())
+    lag = df["start"] - df["intended"]
+    lag_p99 = _q(lag, 0.99)
+    expected = generator.get("expected_arrivals")
+    reasons = []
+    if scenario.open_loop:
+        if dropped:
+            reasons.append(
+                f"{dropped} arrivals dropped (pool of {scenario.generator.pool_size} full)"
+            )
+        if lag_p99 is not None and lag_p99 > scenario.generator.max_lag_p99_s:
+            reasons.append(
+                f"send lag p99 {lag_p99 * 1e3:.1f} ms > {scenario.generator.max_lag_p99_s * 1e3:.0f} ms"
+            )
+    if unfinished:
+        reasons.append(f"{unfinished} calls without a row")
+    finals, streams = generator.get("finals"), generator.get("streams")
+    if finals is not None and streams is not None and finals < streams:
+        reasons.append(f"{streams - finals} of {streams} generator processes never reported")
+    return {
+        "open_loop": scenario.open_loop,
+        "target_rate": (expected / scenario.duration_s) if expected else None,
+        "stopped_early": bool(generator.get("stopped_early")),
+        "achieved_rate": float(len(df) / duration_s) if duration_s > 0 else 0.0,
+        "target_calls": expected,
+        "scheduled": scheduled,
+        "sent": int(len(df)),
+        "achieved_ratio": (len(df) / expected) if expected else None,
+        "lag_p50_s": _q(lag, 0.5),
+        "lag_p99_s": lag_p99,
+        "lag_max_s": _q(lag, 1.0),
+        "dropped": dropped,
+        "processes": len(workers),
+        "valid": not reasons,
+        "invalid_reasons": reasons,
+    }
+
+
+def summarize(df: pd.DataFrame, scenario: Scenario, generator: dict) -> dict:
+    """summary dict: run window, per-class figures, generator health."""
+    # Rates are per second of the send window: the schedule's length for a completed open-loop
+    # run, else from the first to the last send (the drain of long calls is not send time).
+    if scenario.open_loop and not generator.get("stopped_early") and len(df):
+        duration = scenario.duration_s
+    elif len(df):
+        duration = max(float(df["intended"].max() - df["intended"].min()), 1e-3)
+    else:
+        duration = 0.0
+    classes = {str(c): class_figures(g, duration) for c, g in df.groupby("cls", sort=True)}
+    return {
+        "scenario": scenario.name,
+        "arrival": scenario.arrival,
+        "duration_s": duration,
+        "classes": classes,
+        "total": class_figures(df, duration),
+        "generator": generator_health(df, scenario, generator, duration),
+    }
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v * 1e3:.0f}"
+
+
+def format_table(summary: dict) -> str:
+    head = f"{'class':<14}{'count':>7}{'rate/s':>8}{'ok%':>7}{'p50 ms':>9}{'p99 ms':>9}"
+    head += f"{'ttft50':>8}{'ttft99':>8}{'rejected':>10}{'errors':>8}"
+    lines = [head]
+    rows = list(summary["classes"].items()) + [("TOTAL", summary["total"])]
+    for name, f in rows:
+        ok = "-" if f["success_ratio"] is None else f"{f['success_ratio'] * 100:.1f}"
+        lines.append(
+            f"{name:<14}{f['count']:>7}{f['rate']:>8.1f}{ok:>7}{_ms(f['latency_p50_s']):>9}"
+            f"{_ms(f['latency_p99_s']):>9}{_ms(f['ttft_p50_s']):>8}{_ms(f['ttft_p99_s']):>8}"
+            f"{f['rejected']:>10}{f['errors']:>8}"
+        )
+    g = summary["generator"]
+    target = "-" if g["target_rate"] is None else f"{g['target_rate']:.1f}/s"
+    verdict = "valid" if g["valid"] else "INVALID: " + "; ".join(g["invalid_reasons"])
+    lines.append(
+        f"generator: {g['sent']} calls, achieved {g['achieved_rate']:.1f}/s (target {target}), "
+        f"lag p50 {_ms(g['lag_p50_s'])} ms p99 {_ms(g['lag_p99_s'])} ms, dropped {g['dropped']}, "
+        f"{g['processes']} process(es): {verdict}"
+    )
+    return "\n".join(lines)
+
+
+def progress_line(recent: pd.DataFrame, window_s: float, elapsed_s: float, total_s: float) -> str:
+    """One progress line from the rows of the last `window_s` seconds."""
+    if recent.empty:
+        return f"[{elapsed_s:5.0f}/{total_s:.0f}s] waiting for the first calls to finish"
+    phase = str(recent["phase"].iloc[-1])
+    n = len(recent)
+    errors = int((recent["status"] != "OK").sum())
+    rejected = int((recent["status"] == REJECTED).sum())
+    return (
+        f"[{elapsed_s:5.0f}/{total_s:.0f}s] phase {phase}: {n / window_s:.1f} calls/s, "
+        f"{errors} errors ({rejected} rejected) in the last {window_s:.0f}s"
+    )
