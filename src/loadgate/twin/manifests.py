@@ -1,0 +1,448 @@
+"""Read the reference deployment (fixtures/k8s) into a TwinSpec, and apply experiment overrides.
+
+The chain that identifies the model servers follows the architecture itself: Envoy's listener
+routes to one cluster -> that cluster resolves a headless Service by DNS -> the Service selects
+the model Deployment -> the ScaledObject must target that Deployment. Every Kubernetes object is
+checked against the Kubernetes schemas (strict: unknown fields are errors), the Envoy bootstrap
+against the typed Envoy API, the ScaledObject against KEDA's fields.
+
+Twin-only knobs (restart delay, time scale) are not Kubernetes facts: they are TwinSpec defaults
+changed by flags through `apply_overrides`, never read from the manifests.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loadgate.config import describe_validation_error, validate
+from loadgate.errors import UserError
+from loadgate.twin.envoy_config import model_cluster_facts, validate_bootstrap
+from loadgate.twin.scaledobject import ScaledObject, autoscaler_spec
+from loadgate.twin.spec import TwinSpec
+
+K8S_VERSION = "1.30"  # schema version the manifests are validated against
+ENVOY_CONFIG_KEYS = ("envoy.yaml", "envoy.yml", "envoy.json")
+# Container env vars (or flags) that carry the model server's numbers, in one place.
+ENV_READY_MAX_QUEUE = "READY_MAX_QUEUE"
+ENV_READY_RESUME_QUEUE = "READY_RESUME_QUEUE"
+ENV_MAX_BATCH_SIZE = "MAX_BATCH_SIZE"
+FLAG_TO_FIELD = {
+    "--ready-max-queue": "ready_max_queue",
+    "--ready-resume-queue": "ready_resume_queue",
+    "--max-batch-size": "max_batch_size",
+}
+ENV_TO_FIELD = {
+    ENV_READY_MAX_QUEUE: "ready_max_queue",
+    ENV_READY_RESUME_QUEUE: "ready_resume_queue",
+    ENV_MAX_BATCH_SIZE: "max_batch_size",
+}
+# Flags the twin sets itself per pod; never passed through from the manifest.
+TWIN_MANAGED_FLAGS = {"--pod-name", "--grpc-port", "--http-port", "--time-scale", *FLAG_TO_FIELD}
+# Kustomize transformers the twin does not apply: refusing them keeps "what ships = what is tested".
+UNSUPPORTED_KUSTOMIZE = (
+    "patches",
+    "patchesStrategicMerge",
+    "patchesJson6902",
+    "replicas",
+    "components",
+    "bases",
+    "configMapGenerator",
+    "secretGenerator",
+    "namePrefix",
+    "nameSuffix",
+    "helmCharts",
+)
+
+
+class K8sPart(BaseModel):
+    """Shapes read from Kubernetes objects; strictness comes from the Kubernetes schemas."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Kustomization(K8sPart):
+    namespace: str | None = None
+    resources: list[str] = Field(min_length=1)
+
+
+class EnvVar(K8sPart):
+    name: str
+    value: str | None = None
+
+
+class Probe(K8sPart):
+    periodSeconds: int = 10
+
+
+class Container(K8sPart):
+    name: str
+    args: list[str] = []
+    env: list[EnvVar] = []
+    readinessProbe: Probe | None = None
+
+
+class PodSpec(K8sPart):
+    containers: list[Container] = Field(min_length=1)
+
+
+class PodMeta(K8sPart):
+    labels: dict[str, str] = {}
+
+
+class PodTemplate(K8sPart):
+    metadata: PodMeta
+    spec: PodSpec
+
+
+class DeploymentSpec(K8sPart):
+    replicas: int = 1  # Kubernetes' default
+    template: PodTemplate
+
+
+class Meta(K8sPart):
+    name: str
+    namespace: str | None = None
+
+
+class Deployment(K8sPart):
+    metadata: Meta
+    spec: DeploymentSpec
+
+
+class ServiceSpec(K8sPart):
+    clusterIP: str | None = None
+    selector: dict[str, str] = {}
+
+
+class Service(K8sPart):
+    metadata: Meta
+    spec: ServiceSpec
+
+
+class Doc(BaseModel):
+    """One YAML document and where it came from (for error messages)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    source: str
+    body: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind"))
+
+    @property
+    def name(self) -> str:
+        return str((self.body.get("metadata") or {}).get("name"))
+
+
+# --- reading files ----------------------------------------------------------------------------
+
+
+def _yaml_docs(path: Path) -> list[Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}:{where} malformed YAML: {problem}") from None
+
+
+def _kustomization_file(directory: Path) -> Path:
+    for name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+        if (directory / name).is_file():
+            return directory / name
+    if not directory.is_dir():
+        raise UserError(f"{directory}: no such manifests directory")
+    raise UserError(f"{directory}: no kustomization.yaml listing the manifests")
+
+
+def read_manifests(directory: Path) -> tuple[list[Doc], str | None]:
+    """All documents of the resources a kustomization lists (recursing into directories), and the
+    kustomization's namespace."""
+    kfile = _kustomization_file(directory)
+    raw = _yaml_docs(kfile)
+    data = raw[0] if raw else {}
+    if not isinstance(data, dict):
+        raise UserError(f"{kfile}: expected a Kustomization mapping")
+    for key in UNSUPPORTED_KUSTOMIZE:
+        if key in data:
+            raise UserError(
+                f"{kfile}: {key}: not applied by the twin; write the result into the manifests"
+            )
+    kust = validate(Kustomization, data, str(kfile))
+    docs: list[Doc] = []
+    for i, res in enumerate(kust.resources):
+        path = directory / res
+        if "://" in res or res.startswith("github.com/"):
+            raise UserError(
+                f"{kfile}: resources[{i}]: remote resources are not read by the twin: {res}"
+            )
+        if path.is_dir():
+            sub, _ = read_manifests(path)
+            docs += sub
+            continue
+        if not path.exists():
+            raise UserError(f"{kfile}: resources[{i}]: {path}: no such file")
+        for n, body in enumerate(_yaml_docs(path)):
+            if not isinstance(body, dict) or "kind" not in body:
+                raise UserError(
+                    f"{path}: document {n + 1}: expected a Kubernetes object with a kind"
+                )
+            docs.append(
+                Doc(
+                    source=f"{path} ({body.get('kind')} {(body.get('metadata') or {}).get('name')})",
+                    body=body,
+                )
+            )
+    return docs, kust.namespace
+
+
+def check_kubernetes_schema(doc: Doc) -> None:
+    """Strict Kubernetes schema check of built-in kinds; custom resources are checked elsewhere."""
+    import kubernetes_validate
+    from kubernetes_validate.utils import SchemaNotFoundError
+    from kubernetes_validate.utils import ValidationError as K8sError
+
+    try:
+        kubernetes_validate.validate(doc.body, K8S_VERSION, strict=True)
+    except SchemaNotFoundError:
+        return  # a CRD (ScaledObject, ...) the schemas do not know
+    except K8sError as e:
+        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.path).lstrip(".")
+        msg = str(e.message).splitlines()[0]
+        raise UserError(f"{doc.source}: {path or '<top level>'}: {msg}") from None
+
+
+def _part(model: type[BaseModel], doc: Doc) -> Any:
+    try:
+        return model.model_validate(doc.body)
+    except ValidationError as e:
+        raise UserError(describe_validation_error(e, doc.source)) from None
+
+
+# --- mapping ----------------------------------------------------------------------------------
+
+
+def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
+    found = [
+        (d, key)
+        for d in docs
+        if d.kind == "ConfigMap"
+        for key in ENVOY_CONFIG_KEYS
+        if key in (d.body.get("data") or {})
+    ]
+    if len(found) != 1:
+        names = [f"{d.name}:{k}" for d, k in found]
+        raise UserError(
+            f"expected one ConfigMap with an Envoy bootstrap ({', '.join(ENVOY_CONFIG_KEYS)}), found {names or 'none'}"
+        )
+    doc, key = found[0]
+    source = f"{doc.source} data.{key}"
+    try:
+        config = yaml.safe_load(doc.body["data"][key])
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}:" if mark else ""
+        raise UserError(f"{source}:{where} malformed YAML: {getattr(e, 'problem', e)}") from None
+    return validate_bootstrap(config, source), source
+
+
+def _expand(arg: str, env: dict[str, str]) -> str:
+    """Kubernetes $(VAR) expansion in container args ($$ escapes)."""
+    return re.sub(
+        r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+        lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
+        arg,
+    )
+
+
+def _container_numbers(c: Container, source: str) -> tuple[dict[str, int], list[str]]:
+    """Model-server numbers from the container's flags (after $(VAR) expansion) or env vars, and
+    the remaining flags to pass through to loadgate-modelserver."""
+    env = {e.name: e.value for e in c.env if e.value is not None}
+    raw: dict[str, tuple[str, str]] = {}
+    for var, field in ENV_TO_FIELD.items():
+        if var in env:
+            raw[field] = (env[var], f"env {var}")
+    args = [_expand(a, env) for a in c.args]
+    passthrough: list[str] = []
+    i = 0
+    while i < len(args):
+        flag, eq, value = args[i].partition("=")
+        takes_next = not eq and i + 1 < len(args) and not args[i + 1].startswith("--")
+        if not eq and takes_next:
+            value = args[i + 1]
+        if flag in FLAG_TO_FIELD:
+            raw[FLAG_TO_FIELD[flag]] = (value, f"arg {flag}")
+        elif flag not in TWIN_MANAGED_FLAGS:
+            passthrough += args[i : i + (2 if takes_next else 1)]
+        i += 2 if takes_next else 1
+    out: dict[str, int] = {}
+    for field, (value, where) in raw.items():
+        try:
+            out[field] = int(value)
+        except ValueError:
+            raise UserError(
+                f"{source}: container {c.name}: {where}: expected an integer, got {value!r}"
+            ) from None
+    return out, passthrough
+
+
+def _find_one(docs: list[Doc], kind: str, pred, what: str) -> Doc:
+    hits = [d for d in docs if d.kind == kind and pred(d)]
+    if len(hits) != 1:
+        found = [d.name for d in hits]
+        raise UserError(f"expected exactly one {kind} {what}, found {found or 'none'}")
+    return hits[0]
+
+
+def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
+    """Read the reference deployment and return what the twin needs to boot it."""
+    docs, namespace = read_manifests(Path(manifests_dir))
+    for doc in docs:
+        check_kubernetes_schema(doc)
+    boot, envoy_source = _envoy_bootstrap(docs)
+    envoy = model_cluster_facts(boot, envoy_source)
+
+    svc_name = envoy.dns_host.split(".")[0]
+    svc_doc = _find_one(
+        docs,
+        "Service",
+        lambda d: d.name == svc_name,
+        f"named {svc_name!r} (Envoy cluster {envoy.cluster_name} resolves {envoy.dns_host})",
+    )
+    svc: Service = _part(Service, svc_doc)
+    if svc.spec.clusterIP != "None":
+        raise UserError(
+            f"{svc_doc.source}: spec.clusterIP: must be None (headless) so Envoy's STRICT_DNS "
+            "sees every pod and balances per request"
+        )
+    if not svc.spec.selector:
+        raise UserError(f"{svc_doc.source}: spec.selector: the model Service selects no pods")
+
+    def selected(d: Doc) -> bool:
+        labels = ((d.body.get("spec") or {}).get("template") or {}).get("metadata", {}).get(
+            "labels"
+        ) or {}
+        return all(labels.get(k) == v for k, v in svc.spec.selector.items())
+
+    dep_doc = _find_one(
+        docs, "Deployment", selected, f"selected by Service {svc_name} {svc.spec.selector}"
+    )
+    dep: Deployment = _part(Deployment, dep_doc)
+    container = dep.spec.template.spec.containers[0]
+    numbers, passthrough = _container_numbers(container, dep_doc.source)
+
+    autoscaler = None
+    so_docs = [d for d in docs if d.kind == "ScaledObject"]
+    for so_doc in so_docs:
+        so = _part(ScaledObject, so_doc)
+        if so.spec.scaleTargetRef.name != dep.metadata.name:
+            continue
+        if autoscaler is not None:
+            raise UserError(
+                f"{so_doc.source}: a second ScaledObject targets Deployment {dep.metadata.name}"
+            )
+        autoscaler = autoscaler_spec(so, so_doc.source)
+    if so_docs and autoscaler is None:
+        raise UserError(
+            f"{so_docs[0].source}: spec.scaleTargetRef.name: no ScaledObject targets the model "
+            f"Deployment {dep.metadata.name!r}"
+        )
+
+    probe = container.readinessProbe
+    period = envoy.health_interval_s or (probe.periodSeconds if probe else None)
+    fields: dict[str, Any] = dict(
+        namespace=namespace or dep.metadata.namespace or "default",
+        deployment=dep.metadata.name,
+        replicas=dep.spec.replicas,
+        cluster_name=envoy.cluster_name,
+        lb_policy=envoy.lb_policy,
+        max_requests=envoy.max_requests,
+        max_pending_requests=envoy.max_pending_requests,
+        max_requests_per_connection=envoy.max_requests_per_connection,
+        retry_on=envoy.retry_on,
+        num_retries=envoy.num_retries,
+        modelserver_args=passthrough,
+        autoscaler=autoscaler,
+        **numbers,
+    )
+    if envoy.served_by_header:
+        fields["served_by_header"] = envoy.served_by_header
+    if period:
+        fields["readiness_period_s"] = period
+    return validate(TwinSpec, fields, f"{manifests_dir} (derived twin spec)")
+
+
+# --- overrides --------------------------------------------------------------------------------
+
+_LB_ALIASES = {
+    "least_request": "least_request",
+    "least-request": "least_request",
+    "leastconn": "least_request",
+    "round_robin": "round_robin",
+    "round-robin": "round_robin",
+    "roundrobin": "round_robin",
+}
+
+
+def apply_overrides(
+    spec: TwinSpec,
+    *,
+    lb: str | None = None,
+    replicas: int | None = None,
+    max_requests: int | None = None,
+    no_autoscaler: bool = False,
+    ready_max_queue: int | None = None,
+    restart_delay: float | None = None,
+    time_scale: float | None = None,
+) -> TwinSpec:
+    """The one override path shared by the CLI flags and tests. None leaves a value as the
+    manifests say; max_requests=0 removes the in-flight limit; ready_max_queue=0 turns the
+    readiness rule off."""
+    upd: dict[str, Any] = {}
+    if lb is not None:
+        if lb.lower() not in _LB_ALIASES:
+            raise UserError(f"--lb: expected least_request or round_robin, got {lb!r}")
+        upd["lb_policy"] = _LB_ALIASES[lb.lower()]
+    checks = [
+        ("--replicas", replicas, 0),
+        ("--max-requests", max_requests, 0),
+        ("--ready-max-queue", ready_max_queue, 0),
+    ]
+    for flag, value, low in checks:
+        if value is not None and value < low:
+            raise UserError(f"{flag}: must be >= {low}, got {value}")
+    if replicas is not None:
+        upd["replicas"] = replicas
+    if max_requests is not None:
+        upd["max_requests"] = max_requests or None
+    if ready_max_queue is not None:
+        upd["ready_max_queue"] = ready_max_queue or None
+        if ready_max_queue and spec.ready_resume_queue >= ready_max_queue:
+            upd["ready_resume_queue"] = ready_max_queue // 2  # keep the hysteresis below the limit
+    if restart_delay is not None:
+        if restart_delay < 0:
+            raise UserError(f"--restart-delay: must be >= 0, got {restart_delay}")
+        upd["restart_delay_s"] = restart_delay
+    if time_scale is not None:
+        if not time_scale > 0:
+            raise UserError(f"--time-scale: must be > 0, got {time_scale}")
+        upd["time_scale"] = time_scale
+    if no_autoscaler:
+        upd["autoscaler"] = None
+    data = spec.model_dump()
+    data.update({k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in upd.items()})
+    return validate(TwinSpec, data, "overrides")
