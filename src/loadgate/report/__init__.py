@@ -1,0 +1,6 @@
+"""Run output: summary.json, a self-contained report.html, and comparison of two runs."""
+
+from loadgate.report.html import write_report
+from loadgate.report.summary import Summary, read_summary, write_summary
+
+__all__ = ["Summary", "read_summary", "write_report", "write_summary"]

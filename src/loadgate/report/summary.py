@@ -1,0 +1,64 @@
+"""summary.json: the machine-readable result of a run (DESIGN.md section 7)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from loadgate.errors import UserError
+from loadgate.judge.latency import GeneratorHealth
+from loadgate.judge.verdict import Verdict
+
+SUMMARY_FILE = "summary.json"
+
+
+class Summary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    scenario: str
+    stack: str  # e.g. "twin" or "kubernetes:<context>"
+    started: float | None = None  # epoch s
+    finished: float | None = None
+    gates: list[Verdict] = Field(default_factory=list)
+    generator: GeneratorHealth | None = None
+    # a run whose generator fell behind measured the generator, not the stack
+    valid: bool = True
+    invalid_reason: str = ""
+    figures: dict[str, float | None] = Field(default_factory=dict)  # extra figures worth keeping
+
+    @property
+    def passed(self) -> bool:
+        return self.valid and all(g.passed for g in self.gates)
+
+
+def write_summary(run_dir: str | Path, summary: Summary) -> Path:
+    path = Path(run_dir) / SUMMARY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(summary.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def summary_path(where: str | Path) -> Path:
+    """A run directory or a summary.json path -> the summary.json path."""
+    p = Path(where)
+    return p / SUMMARY_FILE if p.is_dir() else p
+
+
+def read_summary(where: str | Path) -> Summary:
+    """Read a run's summary; a missing or malformed file is a UserError naming it."""
+    path = summary_path(where)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file (is {where} a run directory?)") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    try:
+        return Summary.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where_key = ".".join(str(x) for x in first["loc"]) or "<top level>"
+        raise UserError(f"{path}: {where_key}: {first['msg']}") from None
