@@ -1,0 +1,268 @@
+"""`Twin`: boots and stops the whole local stack (HAProxy, Prometheus, pods, autoscaler, control
+API) in one run directory.
+
+    with Twin.up(spec, progress=print) as twin:
+        channel = grpc.insecure_channel(twin.grpc_target)
+        twin.platform().kill_pods(count=1)
+        df = twin.timeline_frame()
+
+Every child is spawned from one long-lived launcher thread (PDEATHSIG fires when the *thread*
+that forked exits) or from the supervisor thread, and `down()` stops them all; a failure during
+boot stops what was started and raises UserError with the last lines of the culprit's log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from loadgate.errors import UserError
+from loadgate.procs import http_status, port_open, require_binary, spawn, stop
+from loadgate.twin import haproxy, prometheus
+from loadgate.twin.control import ControlServer
+from loadgate.twin.eventlog import EventLog
+from loadgate.twin.spec import TwinSpec
+from loadgate.twin.supervisor import PodCommand, PodProc, Supervisor
+
+if TYPE_CHECKING:
+    import subprocess
+
+    import pandas as pd
+
+    from loadgate.platform.twin import TwinPlatform
+    from loadgate.twin.scaler import ScalerRunner
+
+BOOT_TIMEOUT_S = 60.0
+_HINT = "install it with `make setup` (Debian package '{}')"
+
+
+def modelserver_command(spec: TwinSpec) -> PodCommand:
+    """Pods run `loadgate-modelserver` with the spec's batching, readiness and time scale."""
+    from loadgate.modelserver.process import modelserver_cmd
+
+    opts: dict = {
+        "time_scale": spec.time_scale,
+        "max_batch_size": spec.max_batch_size,
+        "ready_max_queue": spec.ready_max_queue or 0,
+    }
+    if spec.ready_max_queue:
+        opts["ready_resume_queue"] = min(spec.ready_resume_queue, spec.ready_max_queue)
+
+    def command(name: str, grpc_port: int, http_port: int) -> list[str]:
+        return modelserver_cmd(name, grpc_port, http_port, **opts) + list(spec.modelserver_args)
+
+    return command
+
+
+def log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(line.strip() for line in text[-lines:]) or "(empty log)"
+
+
+class Twin:
+    """A running twin. Create with `Twin.up(...)`; attributes are set once boot succeeded."""
+
+    def __init__(self, spec: TwinSpec, run_dir: Path, progress: Callable[[str], None]) -> None:
+        self.spec = spec
+        self.run_dir = run_dir
+        self._progress = progress
+        self.log = EventLog()
+        self._launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="twin-launcher")
+        self._procs: dict[str, subprocess.Popen] = {}
+        self.supervisor: Supervisor | None = None
+        self.scaler: ScalerRunner | None = None
+        self.control: ControlServer | None = None
+        self._down_lock = threading.Lock()
+        self._is_down = False
+        self.grpc_target = self.prometheus_url = self.control_url = self.haproxy_stats_url = ""
+        self.haproxy_metrics_url = ""
+        self.started = time.time()
+
+    # -- boot ---------------------------------------------------------------------------------
+
+    @classmethod
+    def up(
+        cls,
+        spec: TwinSpec,
+        run_dir: Path | None = None,
+        progress: Callable[[str], None] | None = None,
+        *,
+        pod_command: PodCommand | None = None,
+    ) -> Twin:
+        """Boot everything; raises UserError (after cleaning up) when something cannot start.
+        `pod_command` replaces loadgate-modelserver (tests of the plumbing only)."""
+        hap_bin = require_binary("haproxy", _HINT.format("haproxy"))
+        prom_bin = require_binary("prometheus", _HINT.format("prometheus"))
+        if run_dir is None:
+            run_dir = Path(tempfile.mkdtemp(prefix="loadgate-twin-"))
+        run_dir = Path(run_dir).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        twin = cls(spec, run_dir, progress or (lambda _msg: None))
+        try:
+            twin._boot(hap_bin, prom_bin, pod_command or modelserver_command(spec))
+        except BaseException:
+            twin.down()
+            raise
+        return twin
+
+    def _spawn(self, key: str, cmd: list[str]) -> subprocess.Popen:
+        proc = self._launcher.submit(spawn, cmd, self.run_dir / f"{key}.log").result()
+        self._procs[key] = proc
+        return proc
+
+    def _boot(self, hap_bin: str, prom_bin: str, pod_command: PodCommand) -> None:
+        from loadgate.procs import free_port
+
+        t0 = time.monotonic()
+        spec, rd = self.spec, self.run_dir
+        ports = haproxy.ProxyPorts(grpc=free_port(), stats=free_port())
+        prom_port = free_port()
+        sock = rd / "haproxy.sock"
+        sock.unlink(missing_ok=True)
+        (rd / "haproxy.cfg").write_text(haproxy.render_config(spec, ports, sock))
+        stats_addr = f"127.0.0.1:{ports.stats}"
+        prom_cfg = prometheus.write_files(rd, spec.cluster_name, stats_addr)
+
+        self._say(f"starting HAProxy (gRPC 127.0.0.1:{ports.grpc}, {spec.lb_policy})")
+        self._spawn("haproxy", [hap_bin, "-db", "-f", str(rd / "haproxy.cfg")])
+        self._say(f"starting Prometheus (127.0.0.1:{prom_port})")
+        self._spawn("prometheus", prometheus.command(prom_bin, prom_cfg, rd, prom_port))
+
+        self.grpc_target = f"127.0.0.1:{ports.grpc}"
+        self.haproxy_stats_url = f"http://{stats_addr}/stats"
+        self.haproxy_metrics_url = f"http://{stats_addr}/metrics"
+        self.prometheus_url = f"http://127.0.0.1:{prom_port}"
+        self._wait("haproxy", lambda: sock.exists() and port_open("127.0.0.1", ports.grpc))
+        self.runtime = haproxy.Runtime(sock)
+
+        self._say(f"starting {spec.replicas} model pod(s) of {spec.deployment}")
+        self.supervisor = Supervisor(
+            spec, rd, self.runtime, pod_command, self.log, self._pods_changed
+        )
+        self.supervisor.scale(spec.replicas)
+        self.supervisor.start()  # its thread spawns the pods, so they die with it
+        self._wait_pods(spec.replicas)
+        self._say(f"{spec.replicas} pod(s) ready in HAProxy")
+        self._wait("prometheus", lambda: http_status(f"{self.prometheus_url}/-/ready") == 200)
+        # Prometheus applies discovered targets every 5 s: wait for the first recorded series so
+        # the autoscaler never starts on an empty (= 0) metric.
+        self._say("waiting for Prometheus to record the proxy's series")
+        self._wait("Prometheus' first scrape of HAProxy", self._series_recorded, timeout=30)
+
+        self.control = ControlServer(self)
+        self.control_url = self.control.url
+        self.control.start()
+        if spec.autoscaler is not None:
+            from loadgate.twin.scaler import ScalerRunner
+
+            self.scaler = ScalerRunner(spec, self.prometheus_url, self.supervisor, self.log)
+            self.scaler.start()
+            self._say(
+                f"autoscaler {spec.autoscaler.name} polling every {self.scaler.interval_s:.2f}s"
+            )
+        self._say(f"twin up in {time.monotonic() - t0:.1f}s")
+
+    def _series_recorded(self) -> bool:
+        q = f'envoy_cluster_upstream_rq_active{{envoy_cluster_name="{self.spec.cluster_name}"}}'
+        try:
+            return bool(prometheus.query(self.prometheus_url, q, timeout=1.0))
+        except OSError:
+            return False
+
+    def _say(self, msg: str) -> None:
+        self._progress(msg)
+
+    def _check_children(self) -> None:
+        for key, proc in self._procs.items():
+            if proc.poll() is not None:
+                raise UserError(
+                    f"{key} exited during boot (code {proc.returncode}): "
+                    f"{log_tail(self.run_dir / f'{key}.log')}"
+                )
+
+    def _wait(self, what: str, pred: Callable[[], bool], timeout: float = BOOT_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while not pred():
+            self._check_children()
+            if time.monotonic() > deadline:
+                raise UserError(f"{what} not ready after {timeout:.0f}s; see {self.run_dir}")
+            time.sleep(0.05)
+
+    def _wait_pods(self, n: int) -> None:
+        def ready() -> bool:
+            sup = self.supervisor
+            assert sup is not None
+            exited = [e for e in self.log.events() if e.reason == "Exited"]
+            if exited:
+                e = exited[0]
+                tail = log_tail(self.run_dir / "pods" / f"{e.name}.log")
+                raise UserError(f"pod {e.name} exited during boot ({e.message}): {tail}")
+            if sup.error is not None:
+                raise UserError(f"supervisor failed during boot: {sup.error}")
+            return sup.ready_count() >= n
+
+        self._wait(f"{n} model pod(s)", ready)
+
+    def _pods_changed(self, pods: list[PodProc]) -> None:
+        targets = [
+            (p.name, f"127.0.0.1:{p.http_port}", {"deployment": self.spec.deployment}) for p in pods
+        ]
+        prometheus.write_targets(self.run_dir / "pods.json", targets)
+
+    # -- use ----------------------------------------------------------------------------------
+
+    def platform(self) -> TwinPlatform:
+        from loadgate.platform.twin import TwinPlatform
+
+        return TwinPlatform(self.control_url)
+
+    def timeline_frame(self, since: float = 0) -> pd.DataFrame:
+        """Pod events, readiness, replicas and autoscaler decisions (TIMELINE contract)."""
+        return self.log.frame(since)
+
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "grpc_target": self.grpc_target,
+            "prometheus_url": self.prometheus_url,
+            "control_url": self.control_url,
+            "haproxy_stats_url": self.haproxy_stats_url,
+            "haproxy_metrics_url": self.haproxy_metrics_url,
+            "run_dir": str(self.run_dir),
+        }
+
+    # -- teardown -------------------------------------------------------------------------------
+
+    def down(self) -> None:
+        """Stop everything this twin started. Idempotent; safe after a failed boot."""
+        with self._down_lock:
+            if self._is_down:
+                return
+            self._is_down = True
+        with contextlib.suppress(Exception):
+            if self.scaler is not None:
+                self.scaler.stop()
+        with contextlib.suppress(Exception):
+            if self.control is not None:
+                self.control.stop()
+        with contextlib.suppress(Exception):
+            if self.supervisor is not None:
+                self.supervisor.shutdown()
+        for key in ("prometheus", "haproxy"):
+            with contextlib.suppress(Exception):
+                stop(self._procs.get(key), grace=5)
+        self._launcher.shutdown(wait=True)
+
+    def __enter__(self) -> Twin:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.down()
