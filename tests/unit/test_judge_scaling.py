@@ -50,7 +50,7 @@ def test_scaling_that_never_happens_is_caught():
     assert r.crossed_at == 10.0
     assert r.time_to_first_scale_s is None and r.time_to_capacity_s is None
     v = check("scale_up", "time_to_capacity_s", r.time_to_capacity_s, "<=", 30, "s")
-    assert not v.passed and "not measured" in v.message
+    assert not v.passed and "could not be measured" in v.message
 
 
 def test_capacity_is_capped_by_max_replicas_and_overshoot_is_caught():

@@ -51,8 +51,9 @@ def check(
     measured = value is not None and not math.isnan(float(value))
     passed = bool(measured and _OPS[comparison](float(value), threshold))
     desc = f" ({what})" if what else ""
+    got = f"measured {_fmt(value, unit)}" if measured else "could not be measured"
     message = (
-        f"{gate}: {figure}{desc} measured {_fmt(value, unit)}, "
+        f"{gate}: {figure}{desc} {got}, "
         f"expected {comparison} {_fmt(threshold, unit)}: {'PASS' if passed else 'FAIL'}"
     )
     return Verdict(
