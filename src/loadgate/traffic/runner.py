@@ -69,7 +69,8 @@ class RunResult:
 
 def check_target(target: str, scenario: Scenario, timeout: float = 5.0) -> None:
     """UserError (one line) unless `target` answers gRPC; run before any load starts."""
-    if ":" not in target:
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
         raise UserError(f"target {target!r}: expected HOST:PORT")
     kserve.call_metadata(scenario.client)  # a missing env var is reported now, not per call
     channel = kserve.open_channel(target, scenario.client)

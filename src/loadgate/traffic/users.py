@@ -15,6 +15,7 @@ write the file, quit.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import os
 import random
@@ -29,6 +30,7 @@ grpc_gevent.init_gevent()  # before any channel exists, or calls serialize
 
 import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
+import grpc  # noqa: E402
 from locust import User, between, constant, events, task  # noqa: E402
 from locust.runners import MasterRunner, WorkerRunner  # noqa: E402
 from tritonclient.grpc import service_pb2_grpc as pb_grpc  # noqa: E402
@@ -77,7 +79,11 @@ class Proc:
             raise GrpcStatus("no target: pass --host HOST:PORT")
         client = self.scenario.client
         self.md = kserve.call_metadata(client)
-        self.stub = pb_grpc.GRPCInferenceServiceStub(kserve.open_channel(target, client))
+        channel = kserve.open_channel(target, client)
+        # Connect before the first scheduled send, so connection setup is not counted as lag.
+        with contextlib.suppress(grpc.FutureTimeoutError):
+            grpc.channel_ready_future(channel).result(timeout=5)
+        self.stub = pb_grpc.GRPCInferenceServiceStub(channel)
 
 
 PROC: Proc | None = None
@@ -189,7 +195,7 @@ class OpenLoopUser(User):
         rng = random.Random(None if seed is None else seed * 1009 + stream)
         pool = gevent.pool.Pool(sc.generator.pool_size)
         pick, st = _picker(sc.classes), proc.stats
-        t0 = time.time() + 0.05
+        t0 = time.time() + 0.2  # all streams start together
         for offset, phase in arrivals(sc.phases, sc.arrival, stream, streams, rng):
             due = t0 + offset
             delay = due - time.time()
@@ -276,8 +282,8 @@ def setup(scenario_path: str | Path) -> dict[str, type[User]]:
 def finish_worker(env) -> None:
     """Stop sending, cancel in-flight calls, ship every remaining row once."""
     proc = PROC
-    if proc is None or proc.final_sent:
-        return
+    if proc is None or proc.stopping:
+        return  # already finishing (stop message, end of schedule and test_stop can all call)
     proc.stopping = True
     for call in list(proc.inflight):
         call.cancel()

@@ -1,0 +1,73 @@
+"""Summary figures and the generator's validity verdict."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from loadgate.traffic.scenario import Scenario
+from loadgate.traffic.summary import format_table, summarize
+
+SC = Scenario.model_validate(
+    {
+        "name": "t",
+        "arrival": "constant",
+        "classes": [{"name": "cv", "model": "cv", "kind": "cv"}],
+        "phases": [{"name": "steady", "duration_s": 10, "rate": 10}],
+        "generator": {"max_lag_p99_s": 0.01},
+    }
+)
+
+
+def frame(n=100, lag=0.001, status="OK"):
+    t = [1000 + i * 0.1 for i in range(n)]
+    return pd.DataFrame(
+        {
+            "intended": t,
+            "start": [x + lag for x in t],
+            "first_byte": [x + 0.05 for x in t],
+            "end": [x + 0.1 for x in t],
+            "cls": "cv",
+            "model": "cv",
+            "status": status,
+            "served_by": "pod-0",
+            "tokens": 0,
+            "bytes": 10,
+            "phase": "steady",
+            "worker": "w",
+        }
+    )
+
+
+def gen(dropped=0):
+    return {"expected_arrivals": 100, "workers": {"w": {"scheduled": 100, "dropped": dropped}}}
+
+
+def test_figures_from_intended():
+    s = summarize(frame(), SC, gen())
+    cv = s["classes"]["cv"]
+    assert cv["count"] == 100 and cv["rate"] == pytest.approx(10)
+    assert cv["latency_p50_s"] == pytest.approx(0.1) and cv["ttft_p99_s"] == pytest.approx(0.05)
+    g = s["generator"]
+    assert g["valid"] and g["achieved_ratio"] == pytest.approx(1.0)
+    assert g["lag_p99_s"] == pytest.approx(0.001)
+    assert "valid" in format_table(s)
+
+
+def test_drops_or_lag_make_the_run_invalid():
+    assert not summarize(frame(), SC, gen(dropped=1))["generator"]["valid"]
+    lagging = summarize(frame(lag=0.5), SC, gen())["generator"]
+    assert not lagging["valid"] and "lag p99" in lagging["invalid_reasons"][0]
+    assert "INVALID" in format_table(summarize(frame(lag=0.5), SC, gen()))
+
+
+def test_rejections_counted_apart_from_errors():
+    df = pd.concat([frame(50), frame(30, status="UNAVAILABLE"), frame(20, status="INTERNAL")])
+    cv = summarize(df, SC, gen())["classes"]["cv"]
+    assert (cv["ok"], cv["rejected"], cv["errors"]) == (50, 30, 20)
+
+
+def test_empty_run():
+    s = summarize(frame(0), SC, gen())
+    assert s["total"]["count"] == 0 and s["total"]["latency_p50_s"] is None
+    assert not math.isnan(s["duration_s"])
