@@ -99,3 +99,10 @@ def test_no_readiness_events_means_nothing_dropped():
     r = readiness(samples(np.array([1.0])), tl)
     assert r.drops == 0 and r.overloads_not_dropped == 2
     assert not check("readiness", "pods_dropped", r.drops, ">=", 1).passed
+
+
+def test_calls_labelled_with_the_pod_name_are_mapped_too():
+    s = samples(np.array([1.0]))
+    s = pd.concat([s, pd.DataFrame({"start": [15.0], "end": [15.1], "served_by": ["pod-a"]})])
+    r = readiness(s, timeline(), probe_interval=1.0)
+    assert r.calls_to_not_ready == 1 and r.offending_pods == {"pod-a": 1}

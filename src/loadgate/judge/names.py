@@ -25,6 +25,7 @@ QUEUE_METRIC = "nv_inference_pending_request_count"
 
 # timeline: ready replicas of the model Deployment over time
 REPLICAS_READY_METRIC = "replicas_ready"
+REPLICAS_SPEC_METRIC = "replicas_spec"  # what the autoscaler asked for (drawn in the report)
 
 # timeline: the proxy's in-flight gauge and request counter (Envoy's names; the twin's
 # Prometheus recording rules publish HAProxy's numbers under them)

@@ -46,20 +46,28 @@ class ReadinessResult:
     offending_pods: dict[str, int] = field(default_factory=dict)  # pod -> calls_to_not_ready
 
 
-def _calls_on_not_ready(samples: pd.DataFrame, tr: pd.DataFrame, grace: float) -> pd.DataFrame:
-    """The calls (with a known pod) started while that pod was not ready, with how long it had
-    been not ready at the call's start."""
-    calls = samples[samples["served_by"].isin(tr["address"].unique())]
-    if calls.empty or tr.empty:
-        return calls.assign(since=pd.Series(dtype=float), pod=pd.Series(dtype=str))[0:0]
-    left = calls[["start", "served_by"]].assign(served_by=lambda d: d["served_by"].astype(str))
-    left = left.sort_values("start", kind="stable")
-    right = tr.rename(columns={"time": "t_state", "address": "served_by"})[
-        ["t_state", "served_by", "ready", "pod"]
-    ].assign(served_by=lambda d: d["served_by"].astype(str))
-    right = right.sort_values("t_state", kind="stable")
+def _calls_on_not_ready(samples: pd.DataFrame, tr: pd.DataFrame) -> pd.DataFrame:
+    """The calls started while their pod was not ready, with `since`: how long it had been not
+    ready at the call's start. served_by may hold the pod's address or (from a fallback header)
+    its name; both are matched."""
+    keyed = pd.concat(
+        [tr.assign(key=tr["address"]), tr[tr["pod"] != tr["address"]].assign(key=tr["pod"])]
+    )
+    keyed = keyed[keyed["key"] != ""].astype({"key": str})
+    calls = samples[samples["served_by"].isin(keyed["key"].unique())]
+    if calls.empty:
+        return pd.DataFrame({"start": [], "pod": [], "since": []})
+    left = pd.DataFrame(
+        {"start": calls["start"].astype(float), "key": calls["served_by"].astype(str)}
+    )
+    right = keyed.rename(columns={"time": "t_state"})[["t_state", "key", "ready", "pod"]]
     m = pd.merge_asof(
-        left, right, left_on="start", right_on="t_state", by="served_by", direction="backward"
+        left.sort_values("start", kind="stable"),
+        right.sort_values("t_state", kind="stable"),
+        left_on="start",
+        right_on="t_state",
+        by="key",
+        direction="backward",
     )
     bad = m[m["ready"].eq(False)]
     return bad.assign(since=bad["start"] - bad["t_state"])
@@ -103,7 +111,7 @@ def readiness(
     t_next = tr.groupby("pod")["time"].shift(-1).fillna(t_end)
     not_ready_s = float((t_next - tr["time"])[~tr["ready"]].sum())
 
-    bad = _calls_on_not_ready(samples, tr, probe_interval)
+    bad = _calls_on_not_ready(samples, tr)
     late = bad[bad["since"] > probe_interval]
 
     ep, max_queue = (

@@ -32,9 +32,10 @@ def replicas_frame(
     demand_source: str | tuple[str, ...] | None = None,
     t0: float | None = None,
     t1: float | None = None,
+    spec_metric: str = names.REPLICAS_SPEC_METRIC,
 ) -> pd.DataFrame:
-    """Per bucket: time, inflight (time-weighted, all calls), demanded, ready (last observation
-    at the bucket's start). With demand_metric, in-flight comes from that timeline metric (summed
+    """Per bucket: time, inflight (time-weighted, all calls), demanded, ready and spec replicas
+    (last observation at the bucket's start; NaN before the first). With demand_metric, in-flight comes from that timeline metric (summed
     over its series) instead of the samples."""
     lo, hi = span(samples)
     t0 = lo if t0 is None else t0
@@ -47,12 +48,14 @@ def replicas_frame(
         inflight = step_at(d.index.to_numpy(), d.to_numpy(), edges, before=0.0)
     r = series(timeline, ready_metric, source=ready_source).groupby("time")["value"].sum()
     ready = step_at(r.index.to_numpy(), r.to_numpy(), edges)
+    sp = series(timeline, spec_metric, source=ready_source).groupby("time")["value"].sum()
     return pd.DataFrame(
         {
             "time": edges,
             "inflight": inflight,
             "demanded": demanded_replicas(inflight, target),
             "ready": ready,
+            "spec": step_at(sp.index.to_numpy(), sp.to_numpy(), edges),
         }
     )
 

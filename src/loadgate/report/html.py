@@ -121,7 +121,7 @@ def write_report(
             t1=t1,
         )
         if not samples.empty
-        else pd.DataFrame(columns=["time", "inflight", "demanded", "ready"])
+        else pd.DataFrame(columns=["time", "inflight", "demanded", "ready", "spec"])
     )
     figs = [
         ("latency", "Latency over time", plots.latency_plot(samples, t0, phases, events, window)),

@@ -112,6 +112,8 @@ def replicas_plot(frame: pd.DataFrame, t0, phases, events, max_replicas) -> str:
     )
     x = frame["time"] - t0
     ax.step(x, frame["demanded"], where="post", color="C1", label="demanded")
+    if "spec" in frame and frame["spec"].notna().any():
+        ax.step(x, frame["spec"], where="post", color="C0", linestyle="--", label="spec")
     if frame["ready"].notna().any():
         ax.step(x, frame["ready"], where="post", color="C2", linewidth=2, label="ready")
     else:
