@@ -1,0 +1,1 @@
+"""`loadgate lint`: Kubernetes manifests checked against the schemas and the architecture."""
