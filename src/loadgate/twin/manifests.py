@@ -285,7 +285,8 @@ def _container_numbers(c: Container, source: str) -> tuple[dict[str, int], list[
         if not eq and takes_next:
             value = args[i + 1]
         if flag in FLAG_TO_FIELD:
-            raw[FLAG_TO_FIELD[flag]] = (value, f"arg {flag}")
+            written = " ".join(c.args[i : i + (2 if takes_next else 1)])
+            raw[FLAG_TO_FIELD[flag]] = (value, f"args {written!r}")
         elif flag not in TWIN_MANAGED_FLAGS:
             passthrough += args[i : i + (2 if takes_next else 1)]
         i += 2 if takes_next else 1

@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from loadgate.config import StrictModel, validate
+from loadgate.config import StrictModel, describe_validation_error
 from loadgate.errors import UserError
 from loadgate.twin.spec import AutoscalerSpec, ScalingPolicy, ScalingRules
 
@@ -98,9 +98,9 @@ class PrometheusMetadata(StrictModel):
         try:
             x = float(text)
         except ValueError:
-            raise ValueError(f'expected a number in a string, e.g. "16" (got {v!r})') from None
+            raise ValueError('expected a number in a string, e.g. "16"') from None
         if not math.isfinite(x):
-            raise ValueError(f"expected a finite number (got {v!r})")
+            raise ValueError("expected a finite number")
         return text
 
     @field_validator("ignoreNullValues", mode="before")
@@ -108,7 +108,7 @@ class PrometheusMetadata(StrictModel):
     def _bool(cls, v: Any) -> str:
         text = str(v).strip()
         if text not in _GO_BOOLS:
-            raise ValueError(f"expected true or false (got {v!r})")
+            raise ValueError("expected true or false")
         return text
 
 
@@ -216,7 +216,12 @@ def autoscaler_spec(so: ScaledObject, source: str) -> AutoscalerSpec:
         raise UserError(
             f"{source}: spec.triggers[0].metricType: Utilization is for cpu/memory triggers"
         )
-    meta = validate(PrometheusMetadata, trig.metadata, f"{source}: spec.triggers[0].metadata")
+    try:
+        meta = PrometheusMetadata.model_validate(trig.metadata)
+    except ValidationError as e:
+        # one key path: spec.triggers[0].metadata.<key>
+        msg = describe_validation_error(e, "\0")
+        raise UserError(msg.replace("\0: ", f"{source}: spec.triggers[0].metadata.", 1)) from None
     threshold = float(meta.threshold)
     if threshold <= 0:
         raise UserError(
