@@ -267,3 +267,37 @@ def test_decision_is_frozen():
     d = Autoscaler(spec()).decide(0, 48, 3)
     with pytest.raises(AttributeError):
         d.applied = 4  # type: ignore[misc]
+
+
+# --- the Prometheus query as KEDA runs it -----------------------------------------------------
+
+
+def _vector(*values):
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": {}, "value": [0, str(v)]} for v in values],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [(_vector(42.5), 42.5), (_vector(), None), (_vector("NaN"), None)],
+)
+def test_prometheus_instant_value(httpserver, body, expected):
+    from loadgate.twin.autoscaler import prometheus_instant_value
+
+    httpserver.expect_request("/api/v1/query", query_string={"query": "sum(x)"}).respond_with_json(
+        body
+    )
+    assert prometheus_instant_value(httpserver.url_for("/"), "sum(x)", timeout=5) == expected
+
+
+def test_prometheus_instant_value_refuses_several_elements(httpserver):
+    from loadgate.twin.autoscaler import prometheus_instant_value
+
+    httpserver.expect_request("/api/v1/query").respond_with_json(_vector(1, 2))
+    with pytest.raises(ValueError, match="2 elements"):
+        prometheus_instant_value(httpserver.url_for("/"), "x", timeout=5)
