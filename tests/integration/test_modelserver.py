@@ -66,6 +66,7 @@ def test_protocol_with_tritonclient(modelserver_factory):
         assert c.is_server_live() and c.is_server_ready()
         assert c.is_model_ready("llm") and c.is_model_ready("cv")
         assert c.get_model_metadata("cv").inputs[0].name == "image"
+        assert c.get_model_config("llm").config.model_transaction_policy.decoupled
 
         res = c.infer("cv", [image((2, 3, 224, 224), "FP32")])
         assert res.as_numpy("scores").shape == (2, 1000)

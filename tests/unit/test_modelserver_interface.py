@@ -98,9 +98,10 @@ def test_llm_parameters():
     r.parameters["max_tokens"].int64_param = 7
     r.parameters["prompt_tokens"].string_param = "300"
     assert models.parse_llm(r, 50, 128) == models.LlmRequest(300, 7)
-    r.parameters["max_tokens"].int64_param = 0
-    with pytest.raises(models.RequestError):
-        models.parse_llm(r, 50, 128)
+    for bad in [0, 10**12]:
+        r.parameters["max_tokens"].int64_param = bad
+        with pytest.raises(models.RequestError):
+            models.parse_llm(r, 50, 128)
     bad = _req(model="llm", name="text_input", dtype="FP32", shape=(1,))
     with pytest.raises(models.RequestError, match="BYTES"):
         models.parse_llm(bad, 50, 128)

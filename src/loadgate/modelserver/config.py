@@ -58,7 +58,7 @@ class ServerConfig(StrictModel):
 
 _HELP = {
     "pod_name": "identity sent as x-pod-name on every response",
-    "host": "address to bind (default 127.0.0.1)",
+    "host": "address to bind",
     "grpc_port": "KServe v2 gRPC port (0 = pick a free one)",
     "http_port": "HTTP port for /metrics and /v2/health/* (0 = pick a free one)",
     "time_scale": "multiplies every simulated duration (0.01 = 100x faster)",
@@ -67,6 +67,11 @@ _HELP = {
     "ready_resume_queue": "ready again when the queue has drained to this",
     "token_chunk": "tokens per stream message after the first",
     "grace_period": "real seconds to finish in-flight requests after SIGTERM",
+    "prefill_base_ms": "simulated fixed cost of an LLM prefill",
+    "prefill_per_token_ms": "simulated prefill cost per prompt token",
+    "decode_step_ms": "simulated time per generated token (one decode step)",
+    "cv_batch_base_ms": "simulated fixed cost of one CV batch",
+    "cv_per_image_ms": "simulated CV cost per image in the batch",
     "default_max_tokens": "tokens generated when a request omits max_tokens",
     "default_prompt_tokens": "prompt length assumed when a request omits prompt_tokens",
 }

@@ -66,6 +66,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             await context.abort(getattr(grpc.StatusCode, e.code), str(e))
         return models.metadata(request.name, self.cfg.max_batch_size)
 
+    async def ModelConfig(self, request, context):
+        await context.send_initial_metadata(self.md)
+        try:
+            models.check_model(request.name, request.version)
+        except RequestError as e:
+            await context.abort(getattr(grpc.StatusCode, e.code), str(e))
+        return models.config(request.name, self.cfg.max_batch_size)
+
     async def ModelInfer(self, request, context):
         await context.send_initial_metadata(self.md)
         started = time.monotonic()
@@ -163,6 +171,17 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             out.put_nowait(pb.ModelStreamInferResponse(error_message=str(e)))
         finally:
             out.put_nowait(_DONE)
+
+
+async def _unimplemented(self, request, context):
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not simulated by loadgate-modelserver")
+
+
+# Repository, shared-memory, statistics, trace and log RPCs: a clean UNIMPLEMENTED instead of the
+# generated stubs' NotImplementedError (which logs a traceback per call).
+for _name in dir(pb_grpc.GRPCInferenceServiceServicer):
+    if not _name.startswith("_") and _name not in InferenceService.__dict__:
+        setattr(InferenceService, _name, _unimplemented)
 
 
 class HealthService(health_pb2_grpc.HealthServicer):

@@ -11,12 +11,14 @@ import math
 import struct
 from dataclasses import dataclass
 
+from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 
 LLM, CV = "llm", "cv"
 VERSION = "1"
 IMAGE_SHAPE = (3, 224, 224)
 CLASSES = 1000
+MAX_TOKENS = 100_000  # bounds a request's memory and duration
 _DTYPE_SIZE = {"UINT8": 1, "FP32": 4}
 
 
@@ -45,6 +47,28 @@ def metadata(model: str, max_batch: int) -> pb.ModelMetadataResponse:
     return pb.ModelMetadataResponse(
         name=model, versions=[VERSION], platform="loadgate_simulated", inputs=ins, outputs=outs
     )
+
+
+def config(model: str, max_batch: int) -> pb.ModelConfigResponse:
+    """A Triton model config, enough for tools that read batch size and tensors."""
+    if model == LLM:
+        cfg = mc.ModelConfig(
+            name=LLM,
+            backend="loadgate_simulated",
+            model_transaction_policy=mc.ModelTransactionPolicy(decoupled=True),
+            input=[mc.ModelInput(name="text_input", data_type=mc.TYPE_STRING, dims=[1])],
+            output=[mc.ModelOutput(name="text_output", data_type=mc.TYPE_STRING, dims=[1])],
+        )
+    else:
+        cfg = mc.ModelConfig(
+            name=CV,
+            backend="loadgate_simulated",
+            max_batch_size=max_batch,
+            dynamic_batching=mc.ModelDynamicBatching(),
+            input=[mc.ModelInput(name="image", data_type=mc.TYPE_UINT8, dims=list(IMAGE_SHAPE))],
+            output=[mc.ModelOutput(name="scores", data_type=mc.TYPE_FP32, dims=[CLASSES])],
+        )
+    return pb.ModelConfigResponse(config=cfg)
 
 
 def check_model(name: str, version: str) -> None:
@@ -86,9 +110,12 @@ def parse_llm(req: pb.ModelInferRequest, default_max: int, default_prompt: int) 
                 f"got {list(t.shape)}",
             )
     max_tokens = _int_param(req, "max_tokens", default_max)
-    if max_tokens < 1:
-        raise RequestError("INVALID_ARGUMENT", "parameter 'max_tokens' must be >= 1")
-    return LlmRequest(_int_param(req, "prompt_tokens", default_prompt), max_tokens)
+    if not 1 <= max_tokens <= MAX_TOKENS:
+        raise RequestError("INVALID_ARGUMENT", f"parameter 'max_tokens' must be 1..{MAX_TOKENS}")
+    prompt_tokens = _int_param(req, "prompt_tokens", default_prompt)
+    if prompt_tokens > MAX_TOKENS:
+        raise RequestError("INVALID_ARGUMENT", f"parameter 'prompt_tokens' must be <= {MAX_TOKENS}")
+    return LlmRequest(prompt_tokens, max_tokens)
 
 
 def parse_cv(req: pb.ModelInferRequest, max_batch: int) -> int:
