@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from loadgate.config import describe_validation_error, validate
+from loadgate.config import validate
 from loadgate.errors import UserError
 from loadgate.twin.envoy_config import model_cluster_facts, validate_bootstrap
+from loadgate.twin.k8s_files import Doc, K8sPart, check_kubernetes_schema, part, read_manifests
 from loadgate.twin.scaledobject import ScaledObject, autoscaler_spec
 from loadgate.twin.spec import TwinSpec
 
-K8S_VERSION = "1.30"  # schema version the manifests are validated against
 ENVOY_CONFIG_KEYS = ("envoy.yaml", "envoy.yml", "envoy.json")
 # Container env vars (or flags) that carry the model server's numbers, in one place.
 ENV_READY_MAX_QUEUE = "READY_MAX_QUEUE"
@@ -43,31 +43,6 @@ ENV_TO_FIELD = {
 }
 # Flags the twin sets itself per pod; never passed through from the manifest.
 TWIN_MANAGED_FLAGS = {"--pod-name", "--grpc-port", "--http-port", "--time-scale", *FLAG_TO_FIELD}
-# Kustomize transformers the twin does not apply: refusing them keeps "what ships = what is tested".
-UNSUPPORTED_KUSTOMIZE = (
-    "patches",
-    "patchesStrategicMerge",
-    "patchesJson6902",
-    "replicas",
-    "components",
-    "bases",
-    "configMapGenerator",
-    "secretGenerator",
-    "namePrefix",
-    "nameSuffix",
-    "helmCharts",
-)
-
-
-class K8sPart(BaseModel):
-    """Shapes read from Kubernetes objects; strictness comes from the Kubernetes schemas."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-class Kustomization(K8sPart):
-    namespace: str | None = None
-    resources: list[str] = Field(min_length=1)
 
 
 class EnvVar(K8sPart):
@@ -122,114 +97,6 @@ class ServiceSpec(K8sPart):
 class Service(K8sPart):
     metadata: Meta
     spec: ServiceSpec
-
-
-class Doc(BaseModel):
-    """One YAML document and where it came from (for error messages)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    source: str
-    body: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.body.get("kind"))
-
-    @property
-    def name(self) -> str:
-        return str((self.body.get("metadata") or {}).get("name"))
-
-
-# --- reading files ----------------------------------------------------------------------------
-
-
-def _yaml_docs(path: Path) -> list[Any]:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" line {mark.line + 1}:" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UserError(f"{path}:{where} malformed YAML: {problem}") from None
-
-
-def _kustomization_file(directory: Path) -> Path:
-    for name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
-        if (directory / name).is_file():
-            return directory / name
-    if not directory.is_dir():
-        raise UserError(f"{directory}: no such manifests directory")
-    raise UserError(f"{directory}: no kustomization.yaml listing the manifests")
-
-
-def read_manifests(directory: Path) -> tuple[list[Doc], str | None]:
-    """All documents of the resources a kustomization lists (recursing into directories), and the
-    kustomization's namespace."""
-    kfile = _kustomization_file(directory)
-    raw = _yaml_docs(kfile)
-    data = raw[0] if raw else {}
-    if not isinstance(data, dict):
-        raise UserError(f"{kfile}: expected a Kustomization mapping")
-    for key in UNSUPPORTED_KUSTOMIZE:
-        if key in data:
-            raise UserError(
-                f"{kfile}: {key}: not applied by the twin; write the result into the manifests"
-            )
-    kust = validate(Kustomization, data, str(kfile))
-    docs: list[Doc] = []
-    for i, res in enumerate(kust.resources):
-        path = directory / res
-        if "://" in res or res.startswith("github.com/"):
-            raise UserError(
-                f"{kfile}: resources[{i}]: remote resources are not read by the twin: {res}"
-            )
-        if path.is_dir():
-            sub, _ = read_manifests(path)
-            docs += sub
-            continue
-        if not path.exists():
-            raise UserError(f"{kfile}: resources[{i}]: {path}: no such file")
-        for n, body in enumerate(_yaml_docs(path)):
-            if not isinstance(body, dict) or "kind" not in body:
-                raise UserError(
-                    f"{path}: document {n + 1}: expected a Kubernetes object with a kind"
-                )
-            docs.append(
-                Doc(
-                    source=f"{path} ({body.get('kind')} {(body.get('metadata') or {}).get('name')})",
-                    body=body,
-                )
-            )
-    return docs, kust.namespace
-
-
-def check_kubernetes_schema(doc: Doc) -> None:
-    """Strict Kubernetes schema check of built-in kinds; custom resources are checked elsewhere."""
-    import kubernetes_validate
-    from kubernetes_validate.utils import SchemaNotFoundError
-    from kubernetes_validate.utils import ValidationError as K8sError
-
-    try:
-        kubernetes_validate.validate(doc.body, K8S_VERSION, strict=True)
-    except SchemaNotFoundError:
-        return  # a CRD (ScaledObject, ...) the schemas do not know
-    except K8sError as e:
-        path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.path).lstrip(".")
-        msg = str(e.message).splitlines()[0]
-        raise UserError(f"{doc.source}: {path or '<top level>'}: {msg}") from None
-
-
-def _part(model: type[BaseModel], doc: Doc) -> Any:
-    try:
-        return model.model_validate(doc.body)
-    except ValidationError as e:
-        raise UserError(describe_validation_error(e, doc.source)) from None
 
 
 # --- mapping ----------------------------------------------------------------------------------
@@ -324,7 +191,7 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
         lambda d: d.name == svc_name,
         f"named {svc_name!r} (Envoy cluster {envoy.cluster_name} resolves {envoy.dns_host})",
     )
-    svc: Service = _part(Service, svc_doc)
+    svc: Service = part(Service, svc_doc)
     if svc.spec.clusterIP != "None":
         raise UserError(
             f"{svc_doc.source}: spec.clusterIP: must be None (headless) so Envoy's STRICT_DNS "
@@ -342,14 +209,14 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
     dep_doc = _find_one(
         docs, "Deployment", selected, f"selected by Service {svc_name} {svc.spec.selector}"
     )
-    dep: Deployment = _part(Deployment, dep_doc)
+    dep: Deployment = part(Deployment, dep_doc)
     container = dep.spec.template.spec.containers[0]
     numbers, passthrough = _container_numbers(container, dep_doc.source)
 
     autoscaler = None
     so_docs = [d for d in docs if d.kind == "ScaledObject"]
     for so_doc in so_docs:
-        so = _part(ScaledObject, so_doc)
+        so = part(ScaledObject, so_doc)
         if so.spec.scaleTargetRef.name != dep.metadata.name:
             continue
         if autoscaler is not None:
