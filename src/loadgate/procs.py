@@ -43,6 +43,12 @@ def require_binary(name: str, hint: str = "") -> str:
     return path
 
 
+def _executable(prog: str, env: dict[str, str] | None) -> bool:
+    if "/" in prog:
+        return os.access(prog, os.X_OK)
+    return shutil.which(prog, path=(env if env is not None else os.environ).get("PATH")) is not None
+
+
 def spawn(
     cmd: Sequence[str],
     log_path: str | Path | None = None,
@@ -51,7 +57,24 @@ def spawn(
 ) -> subprocess.Popen:
     """Start a child that dies with its parent; stdout+stderr go to log_path (or /dev/null)."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by Popen
+    # Prefer util-linux `setpriv --pdeathsig` (exec-time, same pid) over a preexec_fn: Python code
+    # between fork and exec runs gRPC's at-fork handlers, which abort children forked from a
+    # process with live gRPC channels ("epoll_wait error: Bad file descriptor", SIGABRT).
+    setpriv = shutil.which("setpriv")
+    if setpriv and not _executable(cmd[0], env):  # setpriv would only exit 127
+        raise UserError(f"cannot start '{cmd[0]}': not found")
     try:
+        if setpriv:
+            return subprocess.Popen(
+                [setpriv, "--pdeathsig", "TERM", "--", *cmd],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=cwd,
+                process_group=0,  # own group, as _die_with_parent's setpgrp
+                close_fds=True,
+            )
         return subprocess.Popen(
             list(cmd),
             stdout=out,
