@@ -116,10 +116,6 @@ def locate(m: Manifests, configs: dict[tuple[str, str], dict[str, Any]]) -> Stac
     deps = m.of_kind("Deployment")
     if target:
         st.deployment = next((d for d in deps if d.name == target), None)
-    if st.deployment is None:
-        # Without a ScaledObject: the Deployment whose container has a readiness probe and is
-        # not Envoy (the proxy has one too, on its admin /ready).
-        st.deployment = next((d for d in deps if "envoy" not in d.name and _has_probe(d)), None)
 
     for doc, key, _text in envoy_bootstraps(m):
         config = configs.get((doc.file, key))
@@ -140,11 +136,29 @@ def locate(m: Manifests, configs: dict[tuple[str, str], dict[str, Any]]) -> Stac
                 env.cluster, env.cluster_path = c, f"{prefix}.static_resources.clusters[{i}]"
         st.envoy = env
         break
+    if st.deployment is None and st.envoy is not None and st.envoy.cluster is not None:
+        st.deployment = _selected_by_cluster_service(m, st.envoy.cluster)
     return st
 
 
-def _has_probe(doc: Doc) -> bool:
-    return any("readinessProbe" in c for c in containers(doc))
+def _selected_by_cluster_service(m: Manifests, cluster: dict[str, Any]) -> Doc | None:
+    """Without a ScaledObject: the Deployment behind the Service the model cluster resolves."""
+    try:
+        lb = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+        host = lb["endpoint"]["address"]["socket_address"]["address"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    svc = next((d for d in m.of_kind("Service") if d.name == host.split(".")[0]), None)
+    selector = ((svc.obj.get("spec") or {}).get("selector") or {}) if svc else {}
+    if not selector:
+        return None
+    for d in m.of_kind("Deployment"):
+        labels = (((d.obj.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
+            "labels"
+        ) or {}
+        if all(labels.get(k) == v for k, v in selector.items()):
+            return d
+    return None
 
 
 def containers(doc: Doc) -> list[dict[str, Any]]:
