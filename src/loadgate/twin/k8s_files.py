@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from loadgate.config import describe_validation_error, validate
 from loadgate.errors import UserError
 
+# libyaml when present: the Envoy bootstrap alone is a few hundred lines.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 K8S_VERSION = "1.30"  # schema version the manifests are validated against
 # Kustomize transformers the twin does not apply: refusing them keeps "what ships = what is tested".
 UNSUPPORTED_KUSTOMIZE = (
@@ -67,7 +69,7 @@ def _yaml_docs(path: Path) -> list[Any]:
     except OSError as e:
         raise UserError(f"{path}: cannot read: {e.strerror}") from None
     try:
-        return [d for d in yaml.safe_load_all(text) if d is not None]
+        return [d for d in yaml.load_all(text, Loader=LOADER) if d is not None]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark else ""

@@ -22,7 +22,14 @@ from pydantic import BaseModel, Field
 from loadgate.config import validate
 from loadgate.errors import UserError
 from loadgate.twin.envoy_config import model_cluster_facts, validate_bootstrap
-from loadgate.twin.k8s_files import Doc, K8sPart, check_kubernetes_schema, part, read_manifests
+from loadgate.twin.k8s_files import (
+    LOADER,
+    Doc,
+    K8sPart,
+    check_kubernetes_schema,
+    part,
+    read_manifests,
+)
 from loadgate.twin.scaledobject import ScaledObject, autoscaler_spec
 from loadgate.twin.spec import TwinSpec
 
@@ -118,7 +125,7 @@ def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
     doc, key = found[0]
     source = f"{doc.source} data.{key}"
     try:
-        config = yaml.safe_load(doc.body["data"][key])
+        config = yaml.load(doc.body["data"][key], Loader=LOADER)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark else ""
