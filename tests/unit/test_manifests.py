@@ -315,3 +315,23 @@ def test_override_ready_max_queue_keeps_hysteresis_below(spec):
 def test_bad_override_is_a_user_error(spec, kw, flag):
     with pytest.raises(UserError, match=flag):
         apply_overrides(spec, **kw)
+
+
+def test_reference_envoy_bootstrap_has_the_architecture():
+    """The parts of the Envoy config the twin does not map but the architecture relies on."""
+    from loadgate.twin.manifests import _envoy_bootstrap
+
+    docs, _ = read_manifests(FIXTURES)
+    boot, _ = _envoy_bootstrap(docs)
+    cluster = boot["static_resources"]["clusters"][0]
+    assert cluster["type"] == "STRICT_DNS"
+    hpo = cluster["typed_extension_protocol_options"][
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+    ]
+    assert "http2_protocol_options" in hpo["explicit_http_config"]  # gRPC upstream
+    hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    route = hcm["route_config"]["virtual_hosts"][0]["routes"][0]
+    predicates = [p["name"] for p in route["route"]["retry_policy"]["retry_host_predicate"]]
+    assert predicates == ["envoy.retry_host_predicates.previous_hosts"]
+    assert hcm["http_filters"][-1]["name"] == "envoy.filters.http.router"
+    assert boot["admin"]["address"]["socket_address"]["port_value"] == 9901
