@@ -201,9 +201,12 @@ class Twin:
         def ready() -> bool:
             sup = self.supervisor
             assert sup is not None
-            exited = [e for e in self.log.events() if e.reason == "Exited"]
-            if exited:
-                e = exited[0]
+            for e in self.log.events():
+                if e.reason != "Exited":
+                    continue
+                log_text = (self.run_dir / "pods" / f"{e.name}.log").read_text(errors="replace")
+                if "address already in use" in log_text.lower():
+                    continue  # a free-port race: the supervisor replaces it on new ports
                 tail = log_tail(self.run_dir / "pods" / f"{e.name}.log")
                 raise UserError(f"pod {e.name} exited during boot ({e.message}): {tail}")
             if sup.error is not None:
