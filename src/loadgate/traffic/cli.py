@@ -27,13 +27,13 @@ def _echo(line: str) -> None:
 
 
 @contextlib.contextmanager
-def _target(target: str | None, out_dir: Path):
+def _target(target: str | None, out_dir: Path, time_scale: float | None):
     """The given target, or a twin booted for this run (and stopped after it)."""
     if target:
         yield target, "target"
         return
     try:
-        from loadgate.twin.manifests import load_twin_spec
+        from loadgate.twin.manifests import apply_overrides, load_twin_spec
         from loadgate.twin.stack import Twin
     except ImportError:
         raise UserError(
@@ -41,8 +41,9 @@ def _target(target: str | None, out_dir: Path):
         ) from None
     if not TWIN_MANIFESTS.is_dir():
         raise UserError(f"no --target given and {TWIN_MANIFESTS}/ (the twin's manifests) not found")
-    _echo("loadgate: no --target: starting the local twin")
-    with Twin.up(load_twin_spec(TWIN_MANIFESTS), run_dir=out_dir / "twin", progress=_echo) as twin:
+    spec = apply_overrides(load_twin_spec(TWIN_MANIFESTS), time_scale=time_scale)
+    _echo(f"loadgate: no --target: starting the local twin (time scale {spec.time_scale})")
+    with Twin.up(spec, run_dir=out_dir / "twin", progress=_echo) as twin:
         yield twin.grpc_target, "twin"
 
 
@@ -62,9 +63,21 @@ def _target(target: str | None, out_dir: Path):
     type=click.Path(file_okay=False, path_type=Path),
     help="run directory (default reports/<run-id>/)",
 )
+@click.option(
+    "--twin-time-scale",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="simulated-time factor of the twin booted without --target (1 = real model timings)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON on stdout")
 def run(
-    scenario: Path, target: str | None, processes: int, out: Path | None, as_json: bool
+    scenario: Path,
+    target: str | None,
+    processes: int,
+    out: Path | None,
+    twin_time_scale: float,
+    as_json: bool,
 ) -> None:
     """Drive SCENARIO's traffic at a gRPC KServe v2 target and record one row per request.
 
@@ -73,7 +86,7 @@ def run(
     """
     sc = load_scenario(scenario)
     out_dir = out or Path("reports") / new_run_id()
-    with _target(target, out_dir) as (addr, kind):
+    with _target(target, out_dir, twin_time_scale) as (addr, kind):
         try:
             result = run_scenario(sc, addr, out_dir, processes=processes, progress=_echo)
         except RunFailed as e:

@@ -139,7 +139,7 @@ def format_table(summary: dict) -> str:
 def progress_line(recent: pd.DataFrame, window_s: float, elapsed_s: float, total_s: float) -> str:
     """One progress line from the rows of the last `window_s` seconds."""
     if recent.empty:
-        return f"[{elapsed_s:5.0f}/{total_s:.0f}s] waiting for the first calls to finish"
+        return f"[{elapsed_s:5.0f}/{total_s:.0f}s] no call finished in the last {window_s:.0f}s"
     phase = str(recent["phase"].iloc[-1])
     n = len(recent)
     errors = int((recent["status"] != "OK").sum())
