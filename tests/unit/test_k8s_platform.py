@@ -245,3 +245,70 @@ def test_ensure_allowed(allow, ok):
 def test_allowlist_entry_needs_a_namespace():
     with pytest.raises(UserError, match="must be 'context/namespace'"):
         ensure_allowed("kind-loadgate", "loadgate", ["kind-loadgate"])
+
+
+# -- the suite's Role grants exactly what the platform calls --------------------------------
+
+RBAC = Path(__file__).resolve().parents[2] / "fixtures" / "k8s" / "loadgate-rbac.yaml"
+
+
+def _request_to_rule(method: str, path: str) -> tuple[str, str, str, str | None]:
+    """(apiGroup, resource[/subresource], verb, name) of one API request, as RBAC sees it."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api":  # /api/v1/namespaces/ns/<res>[/<name>[/<sub>]]
+        group, rest = "", parts[4:]
+    else:  # /apis/<group>/<version>/namespaces/ns/<res>[/<name>[/<sub>]]
+        group, rest = parts[1], parts[5:]
+    resource, name = rest[0], rest[1] if len(rest) > 1 else None
+    if len(rest) > 2:
+        resource += "/" + rest[2]
+    verb = {"GET": "get" if name else "list", "DELETE": "delete", "PATCH": "patch"}[method]
+    return group, resource, verb, name
+
+
+def _allowed(role: dict, group: str, resource: str, verb: str, name: str | None) -> bool:
+    for r in role["rules"]:
+        names = r.get("resourceNames")
+        if (
+            group in r["apiGroups"]
+            and resource in r["resources"]
+            and verb in r["verbs"]
+            and (not names or name in names)
+        ):
+            return True
+    return False
+
+
+def test_rbac_role_covers_every_call_the_platform_makes(platform, httpserver):
+    httpserver.expect_request(PODS, method="GET").respond_with_json(recorded("pods.json"))
+    httpserver.expect_request(
+        f"{PODS}/modelserver-7c9d8f6b5d-4xk2p", method="DELETE"
+    ).respond_with_json(recorded("pod-delete.json"))
+    httpserver.expect_request(DEPLOY, method="GET").respond_with_json(recorded("deployment.json"))
+    httpserver.expect_request(f"{DEPLOY}/scale", method="PATCH").respond_with_json(
+        recorded("scale-patched.json")
+    )
+    httpserver.expect_request(SO).respond_with_json(recorded("scaledobject.json"))
+    httpserver.expect_request(HPA).respond_with_json(recorded("hpa.json"))
+    httpserver.expect_request(EVENTS).respond_with_json(recorded("events.json"))
+    platform.pods()
+    platform.kill_pods(count=1)
+    platform.replicas()
+    platform.scale(5)
+    platform.scaled_object()
+    platform.hpa()
+    platform.events()
+    role = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d["kind"] == "Role")
+    calls = {_request_to_rule(req.method, req.path) for req, _ in httpserver.log}
+    assert len(calls) == 7
+    denied = [c for c in calls if not _allowed(role, *c)]
+    assert denied == []
+    # and least privilege: nothing on secrets, no exec, no wildcard
+    flat = [
+        (g, r, v)
+        for rule in role["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    ]
+    assert not any("*" in (g, r, v) or r in ("secrets", "pods/exec") for g, r, v in flat)
