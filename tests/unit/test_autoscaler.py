@@ -80,6 +80,15 @@ def test_value(value, threshold, current, ready, expected):
     assert value_replicas(value, threshold, current, ready) == expected
 
 
+def test_tolerance_boundary_is_inclusive():
+    # 0.25 is exact in binary floating point, so the boundary itself is tested: |ratio - 1| == tol
+    assert average_value_replicas(5, 4, 1, tolerance=0.25) == 1
+    assert average_value_replicas(5.01, 4, 1, tolerance=0.25) == 2
+    assert value_replicas(5, 4, 2, 2, tolerance=0.25) == 2
+    assert value_replicas(3, 4, 2, 2, tolerance=0.25) == 2  # 0.75: lower boundary
+    assert value_replicas(2.99, 4, 2, 2, tolerance=0.25) == 2  # ceil(1.495)
+
+
 @pytest.mark.parametrize(
     "value, activation, active",
     [(0, 0, False), (0.001, 0, True), (5, 5, False), (5.5, 5, True)],
@@ -139,6 +148,7 @@ def test_scale_down_limit(current, downs, r, now, expected):
         (3, 6, [(55, 4)], 60, 10, 0, 4),  # scale-up window: lowest recent recommendation
         (3, 6, [(55, 2)], 60, 10, 0, 3),  # ... never below current
         (3, 6, [(55, 2)], 60, 0, 0, 6),  # scale-up window 0: immediate
+        (3, 6, [(50, 4)], 60, 10, 0, 6),  # exactly window-old: outside the up window too
     ],
 )
 def test_stabilize(current, desired, history, now, up_w, down_w, expected):
