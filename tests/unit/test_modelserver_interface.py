@@ -10,7 +10,7 @@ from tritonclient.grpc import service_pb2 as pb
 
 from loadgate.errors import UserError
 from loadgate.modelserver import models
-from loadgate.modelserver.__main__ import main
+from loadgate.modelserver.__main__ import run
 from loadgate.modelserver.config import parse_config
 from loadgate.modelserver.http_server import respond, routes
 from loadgate.modelserver.metrics import ModelStats, render
@@ -48,11 +48,11 @@ def test_bad_yaml_key_names_file_and_key(tmp_path):
 
 
 def test_main_exits_2_with_prefixed_message(tmp_path, capsys):
-    assert main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert run(["--config", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("loadgate-modelserver: error: ") and "no such file" in err
     with pytest.raises(SystemExit) as exit_:
-        main(["--grpc-port", "notanumber"])
+        run(["--grpc-port", "notanumber"])
     assert exit_.value.code == 2
 
 
