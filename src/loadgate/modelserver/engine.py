@@ -8,7 +8,6 @@ scrape.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 from loadgate.modelserver.batching import BatchQueue, SlotQueue
@@ -38,6 +37,11 @@ class Accelerator:
         self.cv = BatchQueue[_Waiter](max_batch_size)
         self.stats = {LLM: ModelStats(), CV: ModelStats()}
 
+    @staticmethod
+    def now() -> float:
+        # The loop's clock (monotonic), so tests can run the engine on a virtual-time loop.
+        return asyncio.get_running_loop().time()
+
     # -- queue bookkeeping -------------------------------------------------------------------
     def queue_depth(self) -> int:
         return len(self.llm.waiting) + len(self.cv.waiting)
@@ -54,7 +58,7 @@ class Accelerator:
             s.request_success += 1
         else:
             s.request_failure += 1
-        s.request_duration_us += (time.monotonic() - started) * 1e6
+        s.request_duration_us += (self.now() - started) * 1e6
 
     # -- LLM: continuous batching --------------------------------------------------------------
     async def generate(
@@ -62,7 +66,7 @@ class Accelerator:
     ) -> AsyncIterator[int]:
         """Yields token counts per message, each as soon as its last token exists."""
         s = self.stats[LLM]
-        queued = time.monotonic()
+        queued = self.now()
         admit = asyncio.get_running_loop().create_future()
         if not self.llm.submit(admit):
             self._sync()
@@ -73,7 +77,7 @@ class Accelerator:
                     self._release_llm()
                 self._sync()
                 raise
-        start = time.monotonic()
+        start = self.now()
         s.queue_duration_us += (start - queued) * 1e6
         s.exec_count += 1
         s.count += 1
@@ -82,11 +86,11 @@ class Accelerator:
             for offset, n in stream_plan(
                 self.latency, prompt_tokens, max_tokens, chunk or self.chunk
             ):
-                delay = start + offset - time.monotonic()
+                delay = start + offset - self.now()
                 await asyncio.sleep(delay if delay > 0 else 0)
                 yield n
         finally:
-            s.compute_infer_duration_us += (time.monotonic() - start) * 1e6
+            s.compute_infer_duration_us += (self.now() - start) * 1e6
             self._release_llm()
             self._sync()
 
@@ -101,7 +105,7 @@ class Accelerator:
     async def classify(self, images: int) -> None:
         """Returns when the batch holding this request has been computed."""
         s = self.stats[CV]
-        done = _Waiter(asyncio.get_running_loop().create_future(), time.monotonic())
+        done = _Waiter(asyncio.get_running_loop().create_future(), self.now())
         batch = self.cv.submit(done, images)
         if batch:
             self._run_batch(batch)
@@ -116,7 +120,7 @@ class Accelerator:
 
     def _run_batch(self, batch: list) -> None:
         s = self.stats[CV]
-        now = time.monotonic()
+        now = self.now()
         for w, _ in batch:
             s.queue_duration_us += (now - w.queued) * 1e6
         s.exec_count += 1
@@ -128,7 +132,7 @@ class Accelerator:
 
     def _batch_done(self, batch: list, started: float) -> None:
         s = self.stats[CV]
-        s.compute_infer_duration_us += (time.monotonic() - started) * 1e6
+        s.compute_infer_duration_us += (self.now() - started) * 1e6
         s.executing_count = 0
         for w, _ in batch:
             if not w.fut.done():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -76,7 +75,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelInfer(self, request, context):
         await context.send_initial_metadata(self.md)
-        started = time.monotonic()
+        started = self.acc.now()
         try:
             models.check_model(request.model_name, request.model_version)
             if request.model_name == CV:
@@ -143,7 +142,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 t.cancel()
 
     async def _stream_one(self, req: pb.ModelInferRequest, out: asyncio.Queue) -> None:
-        started = time.monotonic()
+        started = self.acc.now()
         try:
             models.check_model(req.model_name, req.model_version)
             if req.model_name != LLM:
