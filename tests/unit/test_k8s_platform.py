@@ -312,3 +312,23 @@ def test_rbac_role_covers_every_call_the_platform_makes(platform, httpserver):
         for v in rule["verbs"]
     ]
     assert not any("*" in (g, r, v) or r in ("secrets", "pods/exec") for g, r, v in flat)
+
+
+def test_in_cluster_service_account(tmp_path, monkeypatch):
+    from kubernetes.config import incluster_config
+
+    sa = tmp_path / "serviceaccount"
+    sa.mkdir()
+    (sa / "token").write_text("sa-token")
+    (sa / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    (sa / "namespace").write_text("loadgate\n")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(sa / "token"))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(sa / "ca.crt"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    p = KubernetesPlatform(context="in-cluster", grpc_target="envoy:8080")
+    assert (p.context, p.namespace, p.host) == ("in-cluster", "loadgate", "https://10.96.0.1:443")
+    p.close()
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    with pytest.raises(UserError, match="not running in a pod"):
+        KubernetesPlatform(context="in-cluster")
