@@ -14,6 +14,8 @@ boot stops what was started and raises UserError with the last lines of the culp
 from __future__ import annotations
 
 import contextlib
+import re
+import shutil
 import tempfile
 import threading
 import time
@@ -61,11 +63,24 @@ def modelserver_command(spec: TwinSpec) -> PodCommand:
 
 
 def log_tail(path: Path, lines: int = 3) -> str:
+    """The telling part of a child's log on one line: its first alert/error line, if any, and
+    its last lines."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        text = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     except OSError:
         return "(no log)"
-    return " | ".join(line.strip() for line in text[-lines:]) or "(empty log)"
+    alerts = [ln for ln in text if re.search(r"alert|error|fatal", ln, re.IGNORECASE)]
+    picked = alerts[:1] + [ln for ln in text[-lines:] if ln not in alerts[:1]]
+    return " | ".join(picked) or "(empty log)"
+
+
+def short_socket_path(run_dir: Path) -> Path:
+    """A unix socket path under the ~100-byte limit (sun_path): the run dir when it is short
+    enough, else a private temp dir."""
+    path = run_dir / "haproxy.sock"
+    if len(str(path)) <= 90:
+        return path
+    return Path(tempfile.mkdtemp(prefix="loadgate-")) / "haproxy.sock"
 
 
 class Twin:
@@ -126,7 +141,7 @@ class Twin:
         spec, rd = self.spec, self.run_dir
         ports = haproxy.ProxyPorts(grpc=free_port(), stats=free_port())
         prom_port = free_port()
-        sock = rd / "haproxy.sock"
+        sock = self._socket = short_socket_path(rd)
         sock.unlink(missing_ok=True)
         (rd / "haproxy.cfg").write_text(haproxy.render_config(spec, ports, sock))
         stats_addr = f"127.0.0.1:{ports.stats}"
@@ -263,6 +278,9 @@ class Twin:
             with contextlib.suppress(Exception):
                 stop(self._procs.get(key), grace=5)
         self._launcher.shutdown(wait=True)
+        sock = getattr(self, "_socket", None)
+        if sock is not None and sock.parent != self.run_dir:
+            shutil.rmtree(sock.parent, ignore_errors=True)
 
     def __enter__(self) -> Twin:
         return self

@@ -1,0 +1,80 @@
+"""`loadgate twin up --detach / status / down` as a user runs them, and boot failures."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from loadgate.errors import UserError
+from loadgate.twin.spec import TwinSpec
+from loadgate.twin.stack import Twin
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
+
+
+def loadgate(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "loadgate.cli", "twin", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_detached_twin_status_and_down_leaves_no_process(tmp_path):
+    up = loadgate(tmp_path, "up", "--detach", "--manifests", str(FIXTURES), "--time-scale", "0.1")
+    state_file = tmp_path / ".loadgate" / "twin" / "state.json"
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "gRPC target:" in up.stdout and "control API:" in up.stdout
+        assert "starting HAProxy" in up.stderr  # progress while booting
+        state = json.loads(state_file.read_text())
+        daemon = psutil.Process(state["pid"])
+        family = [daemon, *daemon.children(recursive=True)]
+        names = " ".join(" ".join(p.cmdline()) for p in family)
+        assert "haproxy" in names and "prometheus" in names and names.count("modelserver") >= 3
+
+        st = loadgate(tmp_path, "status")
+        assert st.returncode == 0, st.stderr
+        assert "3 ready / 3 desired" in st.stdout
+        assert st.stdout.count(" yes ") == 3
+
+        again = loadgate(tmp_path, "up", "--detach", "--manifests", str(FIXTURES))
+        assert again.returncode == 2 and "already running" in again.stderr
+    finally:
+        down = loadgate(tmp_path, "down")
+    assert down.returncode == 0, down.stderr
+    gone, alive = psutil.wait_procs(family, timeout=5)
+    assert not alive, [p.cmdline() for p in alive]
+    assert not state_file.exists()
+    no_twin = loadgate(tmp_path, "status")
+    assert no_twin.returncode == 2 and no_twin.stderr.startswith("loadgate: error: no twin")
+
+
+def test_pod_crashing_at_boot_is_one_clear_error_and_nothing_leaks(tmp_path):
+    spec = TwinSpec(deployment="model", replicas=2, cluster_name="model", lb_policy="round_robin")
+    crash = [sys.executable, "-c", "import sys; print('model weights missing'); sys.exit(3)"]
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    with pytest.raises(UserError) as err:
+        Twin.up(spec, tmp_path, pod_command=lambda name, g, h: crash)
+    msg = str(err.value)
+    assert "exited during boot" in msg and "model weights missing" in msg
+    assert "\n" not in msg
+    leaked = [p for p in me.children(recursive=True) if p.pid not in before and p.is_running()]
+    leaked = [p for p in leaked if p.status() != psutil.STATUS_ZOMBIE]
+    assert not leaked, [p.cmdline() for p in leaked]
+
+
+def test_bad_override_is_a_user_error(tmp_path):
+    r = loadgate(tmp_path, "up", "--manifests", str(FIXTURES), "--replicas", "-1")
+    assert r.returncode == 2
+    assert r.stderr.startswith("loadgate: error:") and "Traceback" not in r.stderr
