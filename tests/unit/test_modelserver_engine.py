@@ -141,3 +141,24 @@ def test_cancelled_requests_leave_the_queue_and_free_their_slot():
     assert all(sum(n for _, n in r) == 10 for r in results)
     assert t < 1.0, "the cancelled 1000-token sequence must not hold its slot"
     assert acc.llm.running == 0 and acc.queue_depth() == 0
+
+
+def test_cancel_racing_with_admission_keeps_slot_count_exact():
+    """A waiter cancelled in the same tick as the slot it waited for is released: the slot goes to
+    the next waiter and is counted once."""
+    acc = accelerator(slots=1)
+
+    async def main():
+        first = asyncio.ensure_future(collect(acc, 0, 2))
+        racer = asyncio.ensure_future(collect(acc, 0, 10))
+        last = asyncio.ensure_future(collect(acc, 0, 3))
+        await asyncio.sleep(0.001)
+        assert acc.llm.running == 1 and acc.queue_depth() == 2
+        first.cancel()  # its slot is released when its task runs next...
+        racer.cancel()  # ...and finds the racer's future cancelled but still queued: skipped
+        out = await last
+        return out
+
+    out = run(main)
+    assert sum(n for _, n in out) == 3
+    assert acc.llm.running == 0 and acc.queue_depth() == 0

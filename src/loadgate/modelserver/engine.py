@@ -73,7 +73,9 @@ class Accelerator:
             try:
                 await admit
             except asyncio.CancelledError:
-                if not self.llm.withdraw(admit):  # admitted in the same tick: free the slot
+                if admit.cancelled():  # still waiting, or skipped by _release_llm already
+                    self.llm.withdraw(admit)
+                else:  # admitted in the same tick as the cancellation: give the slot back
                     self._release_llm()
                 self._sync()
                 raise
@@ -96,7 +98,7 @@ class Accelerator:
 
     def _release_llm(self) -> None:
         nxt = self.llm.finish()
-        while nxt is not None and nxt.done():  # its waiter was cancelled meanwhile
+        while nxt is not None and nxt.cancelled():  # its waiter is gone; it took no slot
             nxt = self.llm.finish()
         if nxt is not None:
             nxt.set_result(None)

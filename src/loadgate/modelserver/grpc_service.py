@@ -156,13 +156,19 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 return
             llm = self._parse_llm(req)
             sent = 0
+            # A request's messages differ only by (tokens, final): build each kind once.
+            built: dict[tuple[int, bool], pb.ModelStreamInferResponse] = {}
             async with contextlib.aclosing(
                 self.acc.generate(llm.prompt_tokens, llm.max_tokens)
             ) as gen:
                 async for n in gen:
                     sent += n
-                    resp = models.llm_response(req.id, n, final=sent >= llm.max_tokens)
-                    out.put_nowait(pb.ModelStreamInferResponse(infer_response=resp))
+                    key = (n, sent >= llm.max_tokens)
+                    msg = built.get(key)
+                    if msg is None:
+                        resp = models.llm_response(req.id, *key)
+                        msg = built[key] = pb.ModelStreamInferResponse(infer_response=resp)
+                    out.put_nowait(msg)
             self.acc.record(LLM, True, started)
         except RequestError as e:
             if req.model_name in (LLM, CV):
