@@ -23,6 +23,16 @@ from loadgate.lint.promql import per_pod
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
 
 
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (the embedded Envoy bootstrap) stay block scalars, as people write them."""
+
+
+_BlockDumper.add_representer(
+    str,
+    lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None),
+)
+
+
 @pytest.fixture
 def k8s(tmp_path) -> Path:
     d = tmp_path / "k8s"
@@ -38,7 +48,7 @@ def edit(directory: Path, kind: str, fn: Callable[[dict[str, Any]], None], name:
             meta = (doc or {}).get("metadata") or {}
             if (doc or {}).get("kind") == kind and (name is None or meta.get("name") == name):
                 fn(doc)
-                path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+                path.write_text(yaml.dump_all(docs, Dumper=_BlockDumper, sort_keys=False))
                 return
     raise AssertionError(f"no {kind} {name or ''} in {directory}")
 
@@ -138,6 +148,8 @@ def test_rule_lb_least_request(k8s):
     edit_envoy(k8s, lambda b: _cluster(b).update(lb_policy="ROUND_ROBIN"))
     (f,) = errors(k8s)["lb-least-request"]
     assert f.path.endswith(".lb_policy") and f.path.startswith("data[envoy.yaml].static_resources")
+    # the line inside the ConfigMap's embedded bootstrap
+    assert "lb_policy: ROUND_ROBIN" in Path(f.file).read_text().splitlines()[f.line - 1]
 
 
 def test_rule_breaker_needs_max_requests(k8s):
@@ -175,6 +187,7 @@ def test_rule_readiness_above_target(k8s):
     edit(k8s, "Deployment", low_limit, name=_target(k8s))
     (f,) = errors(k8s)["readiness-above-target"]
     assert "12 is not above the per-pod target 16" in f.message and f.path.endswith(".value")
+    assert "'12'" in Path(f.file).read_text().splitlines()[f.line - 1]
 
 
 def test_rule_retry_no_storm(k8s):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from loadgate.lint import documents, schemas
+from loadgate.lint import documents, rules_envoy, rules_scaling, schemas  # noqa: F401 - registers rules
 from loadgate.lint.findings import Finding
-from loadgate.lint.rules import RULES
+from loadgate.lint.lines import line_of
+from loadgate.lint.registry import RULES
 from loadgate.lint.stack import locate
 
 SCHEMA_RULES = {
@@ -53,6 +54,9 @@ def lint(directory: str | Path, kube_version: str = schemas.DEFAULT_KUBE_VERSION
     stack = locate(m, configs)
     for _desc, fn in RULES.values():
         findings += fn(stack, m)
+    findings = [
+        replace(f, line=line_of(f.file, f.doc, f.path) if f.path else None) for f in findings
+    ]
     order = {"error": 0, "warning": 1}
     findings.sort(key=lambda f: (order[f.severity], f.file, f.path))
     return LintResult(m.directory, m.files, len(m.docs), findings)

@@ -87,6 +87,7 @@ def _read_docs(path: Path, shown: str, findings: list[Finding]) -> list[Doc]:
                     f"document {i}",
                     "not a Kubernetes object (needs apiVersion and kind)",
                     "make each YAML document a Kubernetes object",
+                    doc=i,
                 )
             )
             continue

@@ -17,9 +17,12 @@ class Finding:
     path: str  # key path inside the document, e.g. spec.triggers[0].metadata.query
     message: str  # what is wrong and why it matters in this architecture
     fix: str  # what to change
+    doc: int = 0  # index of the document in a multi-document file
+    line: int | None = None  # 1-based line of `path` in `file`, when it can be found
 
     def text(self) -> str:
-        where = f"{self.file}: {self.path}" if self.path else self.file
+        loc = f"{self.file}:{self.line}" if self.line else self.file
+        where = f"{loc}: {self.path}" if self.path else loc
         return f"{where}: {self.severity} [{self.rule}] {self.message}\n    fix: {self.fix}"
 
 

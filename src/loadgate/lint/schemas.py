@@ -41,6 +41,7 @@ def check_kubernetes(doc: Doc, version: str) -> list[Finding]:
                 f"{doc.kind}/{doc.name}: {e.message.splitlines()[0]} "
                 f"(Kubernetes {e.version} schema)",
                 "fix the field as the Kubernetes API reference for this kind says",
+                doc=doc.index,
             )
         ]
     except kv.SchemaNotFoundError as e:
@@ -54,6 +55,7 @@ def check_kubernetes(doc: Doc, version: str) -> list[Finding]:
                 "apiVersion",
                 f"{doc.kind}/{doc.name}: not checked: {e.message}",
                 "check the apiVersion/kind, or ignore for custom resources",
+                doc=doc.index,
             )
         ]
     except kv.VersionNotSupportedError:
@@ -78,6 +80,7 @@ def check_scaled_object(doc: Doc) -> list[Finding]:
                 path,
                 f"ScaledObject/{doc.name}: {msg}",
                 "use the field names and types of KEDA's ScaledObject (keda.sh/v1alpha1)",
+                doc=doc.index,
             )
         ]
     return []
@@ -112,6 +115,7 @@ def check_envoy(doc: Doc, key: str, text: str) -> tuple[list[Finding], dict[str,
                 prefix,
                 f"malformed YAML in the Envoy config: {str(e).splitlines()[0]}",
                 "fix the YAML syntax",
+                doc=doc.index,
             )
         ], None
     try:
@@ -130,6 +134,7 @@ def check_envoy(doc: Doc, key: str, text: str) -> tuple[list[Finding], dict[str,
                 path,
                 f"Envoy bootstrap: {msg}",
                 "use the field names and values of Envoy's v3 API",
+                doc=doc.index,
             )
         ], None
 

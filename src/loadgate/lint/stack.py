@@ -37,7 +37,7 @@ class Route:
 
 @dataclass
 class Envoy:
-    file: str
+    doc: Doc  # the ConfigMap
     prefix: str  # data[envoy.yaml]
     config: dict[str, Any]
     routes: list[Route] = field(default_factory=list)  # routes to the model cluster
@@ -122,7 +122,7 @@ def locate(m: Manifests, configs: dict[tuple[str, str], dict[str, Any]]) -> Stac
         if config is None:
             continue
         prefix = f"data[{key}]"
-        env = Envoy(doc.file, prefix, config)
+        env = Envoy(doc, prefix, config)
         routes = _all_routes(config, prefix)
         names = sorted({r.route.get("cluster") for r in routes if r.route.get("cluster")})
         wanted = _query_cluster(st.scaled_object)
