@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="loadgate-bench-"))
     rows: list[tuple[str, str, str]] = []
 
-    print(f"CV: {args.concurrency} calls in flight, 150 KB UINT8 image, {args.seconds:g} s ...", flush=True)
+    print(
+        f"CV: {args.concurrency} calls in flight, 150 KB UINT8 image, {args.seconds:g} s ...",
+        flush=True,
+    )
     calls, dt = with_server(
         log_dir, "bench-cv",
         lambda t: bench_cv(t, args.seconds, args.concurrency),
@@ -116,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(("cv unary", f"{args.concurrency} in flight", f"{calls / dt:,.0f} calls/s"))
 
     for chunk in (int(c) for c in args.chunks.split(",")):
-        print(f"LLM: {args.streams} streams x {args.max_tokens} tokens, chunk {chunk} ...", flush=True)
+        print(
+            f"LLM: {args.streams} streams x {args.max_tokens} tokens, chunk {chunk} ...", flush=True
+        )
         tokens, messages, dt = with_server(
             log_dir, f"bench-llm-{chunk}",
             lambda t: bench_stream(t, args.seconds, args.streams, args.max_tokens),

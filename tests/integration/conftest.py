@@ -51,7 +51,7 @@ def modelserver_factory(tmp_path):
                 wait_live(http_port, timeout=20, proc=proc)
                 return server
             except RuntimeError:
-                if "address in use" not in server.log():
+                if "in use" not in server.log():
                     raise RuntimeError(f"model server failed to start:\n{server.log()}") from None
         raise RuntimeError("model server: no free port after 3 attempts")
 

@@ -16,7 +16,8 @@ import tritonclient.grpc as tc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from loadgate.procs import http_status, wait_until
+from loadgate.modelserver.process import start_modelserver
+from loadgate.procs import free_port, http_status, stop, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -206,14 +207,10 @@ def test_sigkill_breaks_a_stream(modelserver_factory):
     finally:
         c.stop_stream()
         c.close()
-    time.sleep(0)  # the fixture reaps the killed process
 
 
 @pytest.mark.timeout(30)
 def test_sigterm_during_startup_exits_0(tmp_path):
-    from loadgate.modelserver.process import start_modelserver
-    from loadgate.procs import free_port, stop
-
     proc = start_modelserver("pod-s", free_port(), free_port(), tmp_path / "s.log")
     try:
         time.sleep(0.2)  # still importing: the drain handler is not installed yet

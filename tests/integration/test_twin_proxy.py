@@ -42,6 +42,7 @@ def spec(lb: str = "least_request", **kw) -> TwinSpec:
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory):
     with Twin.up(spec(), tmp_path_factory.mktemp("twin")) as t:
+        t.wait_metrics()
         yield t
 
 

@@ -1,0 +1,163 @@
+"""Traffic end to end: Locust in its own processes against the twin (HAProxy + model servers).
+
+One module-scoped twin (least_request, breaker at 24 in flight, time scale 0.05, no
+autoscaler). Each test runs a scenario of a few seconds through `run_scenario` and checks the
+samples file: every class present, the serving pod on every OK row, one row per call sent, the
+breaker's UNAVAILABLE rows under a flood, CANCELLED rows on an early stop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from loadgate.procs import free_port, http_status, spawn, stop, wait_until
+from loadgate.schema import SAMPLE_SCHEMA
+from loadgate.traffic.runner import run_scenario
+from loadgate.traffic.scenario import Scenario
+from loadgate.twin.spec import TwinSpec
+from loadgate.twin.stack import Twin
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+MAX_REQUESTS = 24
+CLASSES = [
+    {"name": "llm-short", "model": "llm", "kind": "llm_stream", "weight": 3, "max_tokens": 50},
+    {"name": "llm-long", "model": "llm", "kind": "llm_stream", "weight": 1, "max_tokens": 400},
+    {"name": "llm-unary", "model": "llm", "kind": "llm_unary", "weight": 1, "max_tokens": 20},
+    {"name": "cv", "model": "cv", "kind": "cv", "weight": 4, "deadline_s": 5},
+]
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    spec = TwinSpec(
+        namespace="test",
+        deployment="model",
+        replicas=3,
+        cluster_name="model",
+        lb_policy="least_request",
+        max_requests=MAX_REQUESTS,
+        readiness_period_s=0.2,
+        time_scale=0.05,
+    )
+    with Twin.up(spec, tmp_path_factory.mktemp("twin")) as t:
+        yield t
+
+
+def scenario(phases, arrival="poisson", classes=CLASSES, **kw) -> Scenario:
+    return Scenario.model_validate(
+        {"name": "t", "arrival": arrival, "classes": classes, "phases": phases, **kw}
+    )
+
+
+def sent(result) -> int:
+    return sum(w["sent"] for w in result.extra["generator"]["workers"].values())
+
+
+def test_mixed_traffic_two_processes_one_consistent_file(twin, tmp_path):
+    sc = scenario(
+        [
+            {"name": "warmup", "duration_s": 2, "rate": 10},
+            {"name": "steady", "duration_s": 5, "rate": 30},
+        ],
+        generator={"seed": 3},
+    )
+    r = run_scenario(sc, twin.grpc_target, tmp_path / "run", processes=2)
+    df = r.samples
+    assert pq.read_schema(r.samples_path).equals(SAMPLE_SCHEMA, check_metadata=False)
+    assert set(df["cls"]) == {c["name"] for c in CLASSES}
+    assert set(df["phase"]) == {"warmup", "steady"}
+    assert df["worker"].nunique() == 2  # both processes' rows, shipped to the master
+    assert len(df) == sent(r) > 0.7 * 170  # sent == rows; about the scheduled 170
+    ok = df[df["status"] == "OK"]
+    assert len(ok) > 0.9 * len(df)
+    pods = {p.address for p in twin.platform().pods()}
+    assert set(ok["served_by"]) <= pods and ok["served_by"].ne("").all()
+    streams = ok[ok["cls"] == "llm-short"]
+    assert (streams["tokens"] == 50).all() and (streams["first_byte"] < streams["end"]).all()
+    assert (ok[ok["cls"] == "llm-unary"]["tokens"] == 20).all()
+    assert (df["start"] >= df["intended"]).all() and (df["end"] >= df["start"]).all()
+    assert r.summary["generator"]["dropped"] == 0 and r.summary["generator"]["processes"] == 2
+    assert (tmp_path / "run" / "locust_stats.csv").exists() and r.locust_html.exists()
+    assert (tmp_path / "run" / "live").is_dir()
+
+
+def test_flood_phase_gives_unavailable_rows(twin, tmp_path):
+    cv = [{"name": "cv", "model": "cv", "kind": "cv"}]
+    llm = [{"name": "llm", "model": "llm", "kind": "llm_unary", "weight": 1, "max_tokens": 2000}]
+    sc = scenario(
+        [
+            {"name": "steady", "duration_s": 2, "rate": 5},
+            {"name": "flood", "duration_s": 3, "rate": 60},
+        ],
+        arrival="constant",
+        classes=llm + cv,
+    )
+    r = run_scenario(sc, twin.grpc_target, tmp_path / "run")
+    df = r.samples
+    flood = df[df["phase"] == "flood"]
+    assert (flood["status"] == "UNAVAILABLE").sum() > 10, df.groupby(["phase", "status"]).size()
+    assert (df[df["phase"] == "steady"]["status"] == "OK").all()
+    assert r.summary["classes"]["cv"]["rejected"] + r.summary["classes"]["llm"]["rejected"] > 10
+    assert len(df) == sent(r)
+
+
+def test_stop_event_cancels_in_flight_and_still_writes_every_row(twin, tmp_path):
+    llm = [{"name": "llm", "model": "llm", "kind": "llm_stream", "max_tokens": 2000}]
+    sc = scenario(
+        [{"name": "steady", "duration_s": 60, "rate": 3}], arrival="constant", classes=llm
+    )
+    stop_event = threading.Event()
+    threading.Timer(8.0, stop_event.set).start()
+    t0 = time.monotonic()
+    r = run_scenario(sc, twin.grpc_target, tmp_path / "run", stop_event=stop_event)
+    assert time.monotonic() - t0 < 45  # stopped long before the 60 s schedule
+    df = r.samples
+    assert (df["status"] == "CANCELLED").sum() >= 1  # 2000-token streams still running
+    assert len(df) == sent(r) and r.summary["generator"]["stopped_early"]
+
+
+def test_closed_loop_phases(twin, tmp_path):
+    sc = scenario(
+        [
+            {"name": "few", "duration_s": 3, "users": 2},
+            {"name": "more", "duration_s": 3, "users": 6},
+        ],
+        arrival="closed",
+        classes=CLASSES[:1] + CLASSES[3:],
+        closed={"wait_s": [0.05, 0.1]},
+    )
+    r = run_scenario(sc, twin.grpc_target, tmp_path / "run")
+    df = r.samples
+    assert set(df["phase"]) >= {"few", "more"} and set(df["cls"]) == {"llm-short", "cv"}
+    assert (df["intended"] == df["start"]).all()  # closed loop: no schedule
+    assert len(df) == sent(r) and (df["status"] == "OK").mean() > 0.9
+
+
+def test_locustfile_opens_the_web_ui(twin, tmp_path):
+    port = free_port()
+    proc = spawn(
+        [
+            ".venv/bin/locust",
+            "-f",
+            "loadtests/locustfile.py",
+            "--host",
+            twin.grpc_target,
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            str(port),
+        ],
+        tmp_path / "locust.log",
+        env={"LOADGATE_OUT": str(tmp_path / "ui"), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        wait_until(lambda: http_status(f"http://127.0.0.1:{port}/") == 200, 30, what="locust UI")
+    finally:
+        stop(proc, grace=10)
+    log = (tmp_path / "locust.log").read_text()
+    assert "Traceback" not in log, log
