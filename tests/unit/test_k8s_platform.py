@@ -219,8 +219,10 @@ def test_missing_kubeconfig_file(tmp_path):
 
 
 def test_from_config_rejects_unknown_keys():
-    with pytest.raises(UserError, match=r"kubernetes: namespce: unknown key"):
+    with pytest.raises(UserError, match=r"^loadgate.yaml: kubernetes.namespce: unknown key$"):
         KubernetesPlatform.from_config({"grpc_target": "x:1", "namespce": "a"})
+    with pytest.raises(UserError, match=r"^ci.yaml: kubernetes.grpc_target: Field required$"):
+        KubernetesPlatform.from_config({}, source="ci.yaml")
 
 
 @pytest.mark.parametrize(

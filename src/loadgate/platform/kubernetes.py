@@ -50,6 +50,10 @@ class KubernetesConfig(StrictModel):
     read_timeout_s: float = Field(default=10.0, gt=0)
 
 
+class _Block(StrictModel):
+    kubernetes: KubernetesConfig  # so errors name the key as written: kubernetes.<key>
+
+
 class KubernetesPlatform(Platform):
     name = "kubernetes"
 
@@ -86,9 +90,10 @@ class KubernetesPlatform(Platform):
         self.custom = client.CustomObjectsApi(self._api)
 
     @classmethod
-    def from_config(cls, data: dict[str, Any], source: str = "kubernetes") -> KubernetesPlatform:
-        """Build from a config block (see KubernetesConfig); bad keys are one UserError line."""
-        cfg = validate(KubernetesConfig, data, source)
+    def from_config(cls, data: dict[str, Any], source: str = "loadgate.yaml") -> KubernetesPlatform:
+        """Build from the `kubernetes:` block of `source` (see KubernetesConfig); a bad key is
+        one UserError line such as `loadgate.yaml: kubernetes.namespce: unknown key`."""
+        cfg = validate(_Block, {"kubernetes": data}, source).kubernetes
         return cls(
             context=cfg.context,
             namespace=cfg.namespace,
