@@ -100,10 +100,12 @@ def _out_dir() -> Path:
 # -- one call -> one row ---------------------------------------------------------------------
 
 
-def run_call(proc: Proc, cls: TrafficClass, intended: float, phase: str, env) -> None:
+def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, env) -> None:
     """Send one call, record exactly one row (also when cancelled or killed), fire Locust's
-    request event. Latency counts from `intended`; the deadline too."""
+    request event. Latency counts from `intended` (None: now, closed loop); the deadline too."""
     start = time.time()
+    if intended is None:
+        intended = start
     first, tokens, nbytes, status, md, call = NAN, 0, 0, "OK", None, None
     client = proc.scenario.client
     try:
@@ -241,7 +243,7 @@ class ClosedLoopUser(User):
         proc.stats["sent"] += 1
         proc.active += 1
         try:
-            run_call(proc, self.traffic_class, time.time(), proc.phase, self.environment)
+            run_call(proc, self.traffic_class, None, proc.phase, self.environment)
         finally:
             proc.active -= 1
 
