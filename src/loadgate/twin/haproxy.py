@@ -52,6 +52,9 @@ def render_config(spec: TwinSpec, ports: ProxyPorts, socket_path: Path) -> str:
 global
     maxconn 4000
     nbthread 1
+    # Envoy's downstream HTTP/2 allows 2^31-1 concurrent streams; HAProxy's default of 100 per
+    # connection would make a one-channel client queue streams locally, hiding the breaker.
+    tune.h2.max-concurrent-streams 4000
     stats socket {socket_path} mode 600 level admin
     stats timeout 30s
 

@@ -58,6 +58,7 @@ class ScalerRunner:
         self.last_decision: Any = None
         self.last_error: str | None = None
         self.decisions = 0
+        self._seen_value = False
 
     def start(self) -> None:
         self._thread.start()
@@ -76,13 +77,20 @@ class ScalerRunner:
                 self.last_error = f"{type(e).__name__}: {e}"
 
     def step(self, now: float) -> Any:
-        """One poll: query, decide, scale, record. Returns the Decision."""
+        """One poll: query, decide, scale, record. Returns the Decision (None while Prometheus
+        has no sample yet)."""
         try:
             value = self._query(self.prometheus_url, self.so.query)
             self.last_error = None
         except Exception as e:  # KEDA reports the trigger error and keeps the replica count
             value = None
             self.last_error = f"query failed: {e}"
+        if value is None and not self._seen_value:
+            # Prometheus' first scrape is ~5 s after boot: an empty result then means "no data
+            # yet", not 0 (which could scale down a twin that just booted).
+            self.last_error = self.last_error or "waiting for the first sample"
+            return None
+        self._seen_value = True
         current = int(self.supervisor.desired)
         ready = getattr(self.supervisor, "ready_count", lambda: None)()
         decision = self.autoscaler.decide(now, value, current, ready)

@@ -168,10 +168,6 @@ class Twin:
         self._wait_pods(spec.replicas)
         self._say(f"{spec.replicas} pod(s) ready in HAProxy")
         self._wait("prometheus", lambda: http_status(f"{self.prometheus_url}/-/ready") == 200)
-        # Prometheus applies discovered targets every 5 s: wait for the first recorded series so
-        # the autoscaler never starts on an empty (= 0) metric.
-        self._say("waiting for Prometheus to record the proxy's series")
-        self._wait("Prometheus' first scrape of HAProxy", self._series_recorded, timeout=30)
 
         self.control = ControlServer(self)
         self.control_url = self.control.url
@@ -186,12 +182,18 @@ class Twin:
             )
         self._say(f"twin up in {time.monotonic() - t0:.1f}s")
 
-    def _series_recorded(self) -> bool:
+    def wait_metrics(self, timeout: float = 30.0) -> None:
+        """Block until Prometheus has recorded the proxy's series. Prometheus applies discovered
+        targets every 5 s, so the first samples exist ~5-6 s after boot; boot does not wait."""
         q = f'envoy_cluster_upstream_rq_active{{envoy_cluster_name="{self.spec.cluster_name}"}}'
-        try:
-            return bool(prometheus.query(self.prometheus_url, q, timeout=1.0))
-        except OSError:
-            return False
+
+        def recorded() -> bool:
+            try:
+                return bool(prometheus.query(self.prometheus_url, q, timeout=1.0))
+            except OSError:
+                return False
+
+        self._wait("Prometheus' first scrape of HAProxy", recorded, timeout=timeout)
 
     def _say(self, msg: str) -> None:
         self._progress(msg)
