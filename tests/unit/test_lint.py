@@ -209,6 +209,39 @@ def test_rule_served_by_header(k8s):
     assert "%UPSTREAM_HOST%" in f.message
 
 
+def _list_resource(directory: Path, name: str) -> None:
+    kust = directory / "kustomization.yaml"
+    data = yaml.safe_load(kust.read_text())
+    if name not in data["resources"]:
+        data["resources"].append(name)
+        kust.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_rule_keda_metric_source_envoy_not_scraped(k8s):
+    _list_resource(k8s, "prometheus.yaml")  # the annotation-based scrape config
+    envoy = next(
+        d["metadata"]["name"]
+        for p in k8s.glob("*.yaml")
+        for d in [x for x in yaml.safe_load_all(p.read_text()) if x]
+        if d.get("kind") == "Deployment" and "envoy" in d["metadata"]["name"]
+    )
+    edit(
+        k8s,
+        "Deployment",
+        lambda d: d["spec"]["template"]["metadata"]["annotations"].pop("prometheus.io/scrape"),
+        name=envoy,
+    )
+    (f,) = errors(k8s)["keda-metric-source"]
+    assert f.path == "spec.template.metadata.annotations" and "prometheus.io/scrape" in f.message
+
+
+def test_rule_keda_metric_source_null_is_not_zero(k8s):
+    edit(k8s, "ScaledObject", lambda so: _trigger(so)["metadata"].pop("ignoreNullValues", None))
+    warned = [f for f in lint(k8s).findings if f.rule == "keda-metric-source"]
+    assert [f.severity for f in warned] == ["warning"]
+    assert warned[0].path.endswith("metadata.ignoreNullValues")
+
+
 # -- the schema checks ------------------------------------------------------------------------
 
 

@@ -6,7 +6,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from loadgate.lint import documents, rules_envoy, rules_scaling, schemas  # noqa: F401 - registers rules
+from loadgate.lint import (  # noqa: F401 - importing the rule modules registers them
+    documents,
+    rules_envoy,
+    rules_metrics,
+    rules_scaling,
+    schemas,
+)
 from loadgate.lint.findings import Finding
 from loadgate.lint.lines import line_of
 from loadgate.lint.registry import RULES
