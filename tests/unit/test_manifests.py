@@ -53,7 +53,7 @@ def test_reference_numbers(spec):
     assert spec.replicas == 3
     assert spec.cluster_name == "modelserver"
     assert spec.lb_policy == "least_request"
-    assert (spec.max_requests, spec.max_pending_requests) == (200, 50)
+    assert (spec.max_requests, spec.max_pending_requests) == (150, 50)
     assert spec.max_requests_per_connection == 1000
     assert spec.retry_on == ["unavailable", "reset", "connect-failure"]
     assert spec.num_retries == 2
@@ -168,7 +168,7 @@ def test_camel_case_envoy_fields_are_read(copy):
         ),
         (
             "envoy-config.yaml",
-            "max_requests: 200",
+            "max_requests: 150",
             "max_requests: lots",
             ["thresholds[0].max_requests", "lots"],
         ),
@@ -290,7 +290,7 @@ def test_overrides(spec):
     assert s.ready_max_queue is None  # 0 = readiness rule off
     assert s.autoscaler is None
     assert (s.restart_delay_s, s.time_scale) == (0.5, 0.1)
-    assert spec.max_requests == 200 and spec.autoscaler is not None  # the original is untouched
+    assert spec.max_requests == 150 and spec.autoscaler is not None  # the original is untouched
 
 
 def test_overrides_none_changes_nothing(spec):
