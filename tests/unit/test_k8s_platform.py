@@ -334,3 +334,21 @@ def test_in_cluster_service_account(tmp_path, monkeypatch):
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
     with pytest.raises(UserError, match="not running in a pod"):
         KubernetesPlatform(context="in-cluster")
+
+
+@pytest.mark.timeout(30)
+def test_silent_api_server_times_out_quickly(tmp_path):
+    import time
+
+    with socket.socket() as srv:  # accepts connections (backlog) but never answers
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+        kc = write_kubeconfig(tmp_path / "kc", f"http://127.0.0.1:{port}")
+        p = KubernetesPlatform.from_config(
+            {"grpc_target": "x:1", "kubeconfig": str(kc), "selector": "a=b", "read_timeout_s": 0.5}
+        )
+        t0 = time.monotonic()
+        with pytest.raises(UserError, match=r"to list pods: timed out$"):
+            p.pods()
+        assert time.monotonic() - t0 < 10  # one attempt, no retry loop

@@ -49,8 +49,9 @@ def _in_cluster_available() -> bool:
 
 
 def _no_retries(cfg: client.Configuration) -> None:
-    # One connect attempt; HTTP status codes are never retried. Gates poll on their own schedule.
-    cfg.retries = Retry(total=1, connect=1, read=0, status=0, redirect=0, backoff_factor=0)
+    # One attempt, no retries: an unreachable API fails within the connect timeout. Gates poll
+    # on their own schedule.
+    cfg.retries = Retry(total=0, connect=0, read=0, status=0, redirect=0, backoff_factor=0)
 
 
 def connect(
