@@ -142,14 +142,16 @@ def stop_floods(configuration: dict = None) -> list:
     return out
 
 
-def _wait_ready(platform: Platform, want: int, timeout_s: float) -> tuple[int, bool]:
+def _wait_ready(platform: Platform, want: int | None, timeout_s: float) -> tuple[int, bool]:
+    """Wait until `want` replicas are ready (None: as many as the spec says at each look, so an
+    autoscaler moving the spec meanwhile is followed)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        ready = platform.replicas().ready
-        if ready >= want:
-            return ready, True
+        r = platform.replicas()
+        if r.ready >= (r.spec if want is None else want):
+            return r.ready, True
         if time.monotonic() >= deadline:
-            return ready, False
+            return r.ready, False
         time.sleep(_POLL_S)
 
 
@@ -177,7 +179,8 @@ def restore_replicas(
     configuration: dict = None,
 ) -> dict:
     """Rollback: put the spec replicas back to `replicas` (default: the count before this
-    experiment's first kill or scale) and wait up to `timeout_s` until that many are ready.
+    experiment's first kill or scale) and wait up to `timeout_s` until the spec count is ready
+    (an autoscaler may move the spec again; its count is followed).
     Fails (so the journal shows it) when they are not ready in time."""
     platform = platform_for(configuration)
     current: Any = platform.replicas()
@@ -185,7 +188,7 @@ def restore_replicas(
     want = current.spec if want is None else int(want)
     if current.spec != want:
         platform.scale(want)
-    ready, ok = _wait_ready(platform, want, _bounded(timeout_s, "timeout_s"))
+    ready, ok = _wait_ready(platform, None, _bounded(timeout_s, "timeout_s"))
     session.mark("restore_replicas", value=want, name="model deployment")
     if not ok:
         raise UserError(f"restore_replicas: {ready}/{want} ready after {timeout_s:.0f}s")

@@ -1,0 +1,236 @@
+"""`loadgate gameday`: one experiment, under background load, with its evidence in one directory.
+
+    result = run_gameday(Path("experiments/flood-queue.yaml"), out_dir=Path("reports/x"))
+
+Loads and validates the experiment with chaoslib, boots the twin when the experiment targets it
+and none runs (and stops it afterwards), makes sure the loadgate control is present, runs the
+experiment with chaoslib's Python API (rollback strategy from the experiment's `runtime`, as
+`chaos run` does), then writes journal.json beside the control's samples.parquet and
+timeline.parquet, and report.html with the chaos events marked on every plot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadgate.chaos.control import JOURNAL_FILE, TIMELINE_FILE, default_out_dir
+from loadgate.chaos.platforms import settings_from
+from loadgate.errors import UserError
+
+CONTROL_MODULE = "loadgate.chaos.control"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class GamedayResult:
+    out_dir: Path
+    journal: dict[str, Any]
+    report: Path | None
+
+    @property
+    def status(self) -> str:
+        return str(self.journal.get("status"))
+
+    @property
+    def deviated(self) -> bool:
+        return bool(self.journal.get("deviated"))
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "interrupted":
+            return 130
+        return 0 if self.status == "completed" and not self.deviated else 1
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Load and validate an experiment; any problem is one UserError line."""
+    from chaoslib.exceptions import ChaosException
+    from chaoslib.experiment import ensure_experiment_is_valid
+    from chaoslib.loader import load_experiment
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such experiment file")
+    try:
+        experiment = load_experiment(str(path), {})
+        ensure_experiment_is_valid(experiment)
+    except ChaosException as e:
+        raise UserError(f"{path}: invalid experiment: {str(e).splitlines()[0]}") from None
+    return experiment
+
+
+def configuration(experiment: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    from chaoslib.configuration import load_configuration
+    from chaoslib.exceptions import ChaosException
+
+    try:
+        return load_configuration(experiment.get("configuration") or {}, dict(overrides))
+    except ChaosException as e:
+        raise UserError(f"experiment configuration: {e}") from None
+
+
+def ensure_control(experiment: dict[str, Any]) -> None:
+    """gameday always runs background load: add the loadgate control when it is missing."""
+    controls = experiment.setdefault("controls", [])
+    if not any((c.get("provider") or {}).get("module") == CONTROL_MODULE for c in controls):
+        controls.append(
+            {"name": "loadgate-traffic", "provider": {"type": "python", "module": CONTROL_MODULE}}
+        )
+
+
+def runtime_settings(experiment: dict[str, Any]) -> dict[str, Any]:
+    """chaoslib settings with the experiment's runtime strategies, as `chaos run` builds them."""
+    rt = experiment.get("runtime") or {}
+    return {
+        "runtime": {
+            "rollbacks": {"strategy": (rt.get("rollbacks") or {}).get("strategy", "default")},
+            "hypothesis": {"strategy": (rt.get("hypothesis") or {}).get("strategy", "default")},
+        }
+    }
+
+
+@contextlib.contextmanager
+def twin_for(cfg: dict[str, Any], manifests: Path, time_scale: float | None, progress: Progress):
+    """Yield the control URL of a twin: the one configured or running, else boot one here
+    (stopped on the way out)."""
+    from loadgate.twin.daemon import running_twin
+
+    s = settings_from(cfg)
+    if s.control_url:
+        yield s.control_url
+        return
+    state = running_twin(Path(s.twin_state_dir))
+    if state is not None:
+        progress(f"using the running twin (pid {state['pid']}, gRPC {state['grpc_target']})")
+        yield state["control_url"]
+        return
+    from loadgate.twin.manifests import apply_overrides, load_twin_spec
+    from loadgate.twin.stack import Twin
+
+    progress(f"no twin running: booting one from {manifests}")
+    spec = apply_overrides(load_twin_spec(manifests), time_scale=time_scale)
+    with Twin.up(spec, None, progress) as twin:
+        yield twin.control_url
+    progress("twin stopped")
+
+
+def plan(path: Path, overrides: dict[str, Any] | None = None) -> list[str]:
+    """What a run would do (for --dry-run): nothing is booted, touched or started."""
+    from loadgate.chaos.safety import describe_plan
+
+    experiment = load(path)
+    cfg = configuration(experiment, overrides or {})
+    s = settings_from(cfg)
+    lines = [f"platform: {s.platform}"]
+    if s.platform == "twin":
+        from loadgate.twin.daemon import running_twin
+
+        state = None if s.control_url else running_twin(Path(s.twin_state_dir))
+        where = s.control_url or (state and f"running twin pid {state['pid']}")
+        lines.append(f"twin: {where or 'none running: gameday would boot one'}")
+    else:
+        lines.append(f"kubernetes: from {s.config} (refused unless in kubernetes.allowed)")
+    lines.append(f"background load: {s.scenario} for the whole experiment")
+    return lines + describe_plan(experiment, cfg)
+
+
+def run_gameday(
+    path: Path,
+    out_dir: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    manifests: Path = Path("fixtures/k8s"),
+    time_scale: float | None = None,
+    progress: Progress | None = None,
+) -> GamedayResult:
+    from chaoslib.experiment import run_experiment
+
+    say = progress or (lambda _m: None)
+    experiment = load(path)
+    ensure_control(experiment)
+    vars_: dict[str, Any] = dict(overrides or {})
+    out = (out_dir or default_out_dir(experiment.get("title", path.stem))).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    vars_["loadgate_out"] = str(out)
+    cfg = configuration(experiment, vars_)
+    if settings_from(cfg).platform == "kubernetes":
+        from loadgate.chaos.platforms import build_platform
+
+        build_platform(settings_from(cfg)).close()  # the allowlist check, before any load
+        twin = contextlib.nullcontext(None)
+    else:
+        twin = twin_for(cfg, manifests, time_scale, say)
+    with twin as control_url, _chaos_log(out, say):
+        if control_url:
+            vars_["loadgate_control_url"] = control_url
+        say(f"running '{experiment.get('title')}' with background load, out {out}")
+        journal = run_experiment(
+            experiment, settings=runtime_settings(experiment), experiment_vars=(vars_, {})
+        )
+    (out / JOURNAL_FILE).write_text(json.dumps(journal, indent=2, default=str))
+    report = write_gameday_report(out, journal, experiment)
+    return GamedayResult(out, journal, report)
+
+
+@contextlib.contextmanager
+def _chaos_log(out: Path, progress: Progress) -> Iterator[None]:
+    """chaostoolkit's log lines as progress, and in full in chaostoolkit.log."""
+    logger = logging.getLogger("chaostoolkit")
+
+    class Echo(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.levelno >= logging.INFO:
+                progress(record.getMessage().removeprefix("loadgate: "))
+
+    file_handler = logging.FileHandler(out / "chaostoolkit.log")
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handlers = [file_handler, Echo()]
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    for h in handlers:
+        logger.addHandler(h)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            logger.removeHandler(h)
+        file_handler.close()
+        logger.setLevel(old_level)
+
+
+def write_gameday_report(out: Path, journal: dict[str, Any], experiment: dict[str, Any]) -> Path:
+    """report.html from the run directory; the verdict is the steady-state hypothesis."""
+    from loadgate.judge.verdict import check
+    from loadgate.report import Summary, write_report, write_summary
+    from loadgate.schema import empty_samples, empty_timeline, read_samples, read_timeline
+
+    samples_path, timeline_path = out / "samples.parquet", out / TIMELINE_FILE
+    samples = read_samples(samples_path) if samples_path.exists() else empty_samples()
+    timeline = read_timeline(timeline_path) if timeline_path.exists() else empty_timeline()
+    status = journal.get("status")
+    met = status == "completed" and not journal.get("deviated")
+    verdict = check(
+        "chaos",
+        "steady_state_met",
+        1.0 if met else 0.0,
+        "==",
+        1.0,
+        what=f"{experiment.get('title')}: journal status {status}, "
+        f"deviated {bool(journal.get('deviated'))}",
+    )
+    summary = Summary(
+        run_id=out.name,
+        scenario=str(experiment.get("title", "")),
+        stack=settings_from(configuration(experiment, {"loadgate_out": str(out)})).platform,
+        started=float(samples["intended"].min()) if not samples.empty else time.time(),
+        finished=time.time(),
+        gates=[verdict],
+        figures={"duration_s": journal.get("duration")},
+    )
+    write_summary(out, summary)
+    return write_report(out, summary, samples, timeline)
