@@ -65,7 +65,7 @@ def breaker(st: Stack, m: Manifests) -> list[Finding]:
                 "error",
                 env.doc,
                 f"{env.cluster_path}.circuit_breakers",
-                "no DEFAULT circuit-breaker thresholds: Envoy's implicit max_requests of 1024 is far above what the pods hold, so overload queues instead of failing fast",
+                "no DEFAULT circuit-breaker thresholds: Envoy's implicit max_requests of 1024 applies, a number unrelated to what the pods can hold, so overload queues in the pods instead of failing fast",
                 "add circuit_breakers.thresholds: [{priority: DEFAULT, max_requests: <pods x (batch + readiness queue limit)>}]",
             )
         ]
