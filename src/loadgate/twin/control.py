@@ -24,6 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
+from loadgate.errors import UserError
 from loadgate.procs import free_port
 from loadgate.twin.eventlog import event_to_dict
 
@@ -93,7 +94,13 @@ class ControlServer:
         self.rng = random.Random()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="twin-control")
         handler = _make_handler(self)
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        for attempt in range(3):  # free_port() can race with another process
+            try:
+                self.httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+                break
+            except OSError as e:
+                if attempt == 2:
+                    raise UserError(f"control API: cannot bind a loopback port: {e}") from None
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(

@@ -66,10 +66,18 @@ def serve(
     from loadgate.twin.stack import Twin
 
     stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    booted = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        if not booted.is_set():  # interrupt the boot itself: Twin.up cleans up and re-raises
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     pid = os.getpid()
     try:
         with Twin.up(spec, run_dir, progress) as twin:
+            booted.set()
             state = {"pid": pid, "status": "up", "started": time.time(), **twin.endpoints()}
             write_state(state_dir, state)
             if on_up:

@@ -273,6 +273,9 @@ class Twin:
         with contextlib.suppress(Exception):
             if self.control is not None:
                 self.control.stop()
+        prom = self._procs.get("prometheus")
+        if prom is not None and prom.poll() is None:
+            prom.terminate()  # flushes its TSDB while the pods stop
         with contextlib.suppress(Exception):
             if self.supervisor is not None:
                 self.supervisor.shutdown()
