@@ -192,6 +192,9 @@ class KubernetesPlatform(Platform):
     ) -> list[str]:
         self._require_allowed("kill pods")
         victims = k8s.pick_victims(self.pods(selector), names, count, percent)
+        # gracePeriodSeconds=0 deletes the pod object at once (what `kubectl delete --force
+        # --grace-period=0` sends); the kubelet then kills its containers. The API takes whole
+        # seconds, so a sub-second grace rounds up to 1 rather than down to a force delete.
         grace = 0 if grace_period <= 0 else max(1, round(grace_period))
         killed: list[str] = []
         for pod in victims:
