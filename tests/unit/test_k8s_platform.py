@@ -352,3 +352,53 @@ def test_silent_api_server_times_out_quickly(tmp_path):
         with pytest.raises(UserError, match=r"to list pods: timed out$"):
             p.pods()
         assert time.monotonic() - t0 < 10  # one attempt, no retry loop
+
+
+# -- sampling the cluster's state into the timeline the judge reads ---------------------------
+
+
+def test_snapshot_rows_are_the_judges_series(platform, httpserver):
+    from loadgate.schema import TIMELINE_COLUMNS, decode_labels
+
+    httpserver.expect_request(PODS).respond_with_json(recorded("pods.json"))
+    httpserver.expect_request(DEPLOY).respond_with_json(recorded("deployment.json"))
+    rows = platform.snapshot(t=1764129766.0)
+    assert all(list(r) == TIMELINE_COLUMNS for r in rows)
+    ready = {
+        decode_labels(r["labels"])["address"]: r["value"]
+        for r in rows
+        if r["metric"] == "pod_ready"
+    }
+    assert ready == {
+        "10.244.1.12:8001": 1,
+        "10.244.1.13:8001": 1,
+        "10.244.2.7:8001": 0,
+        "10.244.2.8:8001": 0,
+    }
+    by_metric = {r["metric"]: r["value"] for r in rows if r["metric"].startswith("replicas_")}
+    assert by_metric == {"replicas_spec": 4, "replicas_ready": 2}
+    assert {r["source"] for r in rows} == {"kubernetes"}
+
+
+@pytest.mark.timeout(30)
+def test_sampler_collects_and_stops_on_repeated_errors(platform, httpserver):
+    from loadgate.observe.sampler import Sampler
+
+    httpserver.expect_request(PODS).respond_with_json(recorded("pods.json"))
+    httpserver.expect_request(DEPLOY).respond_with_json(recorded("deployment.json"))
+    s = Sampler(platform.snapshot, interval_s=0.05, max_s=20).start()
+    import time
+
+    deadline = time.monotonic() + 10
+    while len(s.rows) < 18 and time.monotonic() < deadline:  # 3 snapshots x 6 rows
+        time.sleep(0.02)
+    rows = s.stop()
+    assert len(rows) >= 18 and s.error is None
+    assert [r["time"] for r in rows] == sorted(r["time"] for r in rows)
+
+    httpserver.clear()
+    httpserver.expect_request(PODS).respond_with_json(recorded("forbidden-pods.json"), status=403)
+    failing = Sampler(platform.snapshot, interval_s=0.01, max_s=20, max_failures=3).start()
+    failing._thread.join(10)
+    assert not failing._thread.is_alive() and failing.failures == 3
+    assert failing.error.startswith("forbidden: cannot list pods")

@@ -16,6 +16,7 @@ Config keys for `from_config` are the fields of `KubernetesConfig` below.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -279,6 +280,17 @@ class KubernetesPlatform(Platform):
             self.namespace,
         )
         return self._api.sanitize_for_serialization(obj)
+
+    def snapshot(self, t: float | None = None) -> list[dict[str, Any]]:
+        """One observation as timeline rows: pod_ready per model pod, replicas_spec/_ready.
+
+        The API has no history: sample this during a run (observe.sampler.Sampler) to get the
+        readiness and replica series the judge reads.
+        """
+        now = time.time() if t is None else t
+        pods = self.pods()
+        r = self.replicas()
+        return k8s.snapshot_rows(now, pods, self.deployment, r.spec, r.ready)
 
     def close(self) -> None:
         self._api.close()
