@@ -1,0 +1,270 @@
+"""One generator process's capacity and open-loop accuracy (issue 4, item 6).
+
+Side by side in one run, against a trivial grpcio KServe v2 server started here (it answers at
+once: the figures are the client's cost):
+  1. a plain grpcio loop (blocking calls, one thread) and a pipelined one (futures, 32 in flight);
+  2. Locust's documented gRPC pattern (a client interceptor firing `events.request`);
+  3. loadgate's closed-loop users (one sample row per call, Locust events, row shipping);
+  4. loadgate's open-loop generator at 50 % and 80 % of (3): achieved/target rate, lag p50/p99.
+Streaming: loadgate's llm_stream user against 20-message streams.
+
+Run: .venv/bin/python bench/generator.py [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import statistics
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import grpc
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc as pb_grpc
+
+from loadgate.procs import free_port, port_open, spawn, stop, wait_until
+from loadgate.traffic.runner import run_scenario
+from loadgate.traffic.scenario import Scenario
+
+USERS = 50  # Locust users for the closed-loop capacity runs
+LLM_UNARY = {"name": "unary", "model": "llm", "kind": "llm_unary", "max_tokens": 1}
+
+
+# -- the trivial server --------------------------------------------------------------------
+
+
+class Trivial(pb_grpc.GRPCInferenceServiceServicer):
+    MD = (("x-pod-name", "trivial-0"),)
+
+    async def ServerLive(self, request, context):
+        return pb.ServerLiveResponse(live=True)
+
+    async def ModelInfer(self, request, context):
+        await context.send_initial_metadata(self.MD)
+        return pb.ModelInferResponse(model_name=request.model_name)
+
+    async def ModelStreamInfer(self, request_iterator, context):
+        await context.send_initial_metadata(self.MD)
+        async for req in request_iterator:
+            n = req.parameters["max_tokens"].int64_param or 1
+            for _ in range(n):
+                r = pb.ModelInferResponse(model_name=req.model_name)
+                r.parameters["tokens"].int64_param = 1
+                yield pb.ModelStreamInferResponse(infer_response=r)
+
+
+async def _serve(port: int) -> None:
+    server = grpc.aio.server()
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(Trivial(), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+# -- 1. plain grpcio -----------------------------------------------------------------------
+
+
+def plain_loop(target: str, seconds: float) -> float:
+    channel = grpc.insecure_channel(target)
+    stub = pb_grpc.GRPCInferenceServiceStub(channel)
+    req = pb.ModelInferRequest(model_name="llm")
+    n, end = 0, time.monotonic() + seconds
+    t0 = time.monotonic()
+    while time.monotonic() < end:
+        stub.ModelInfer(req, timeout=5)
+        n += 1
+    channel.close()
+    return n / (time.monotonic() - t0)
+
+
+def plain_pipelined(target: str, seconds: float, depth: int = 32) -> float:
+    channel = grpc.insecure_channel(target)
+    stub = pb_grpc.GRPCInferenceServiceStub(channel)
+    req = pb.ModelInferRequest(model_name="llm")
+    futs = [stub.ModelInfer.future(req, timeout=5) for _ in range(depth)]
+    n, end, t0 = 0, time.monotonic() + seconds, time.monotonic()
+    while time.monotonic() < end:
+        futs.pop(0).result()
+        n += 1
+        futs.append(stub.ModelInfer.future(req, timeout=5))
+    for f in futs:
+        f.result()
+    channel.close()
+    return n / (time.monotonic() - t0)
+
+
+# -- 2. Locust's documented interceptor pattern --------------------------------------------
+
+INTERCEPTOR_LOCUSTFILE = textwrap.dedent(
+    """
+    import time
+    import grpc
+    import grpc.experimental.gevent as grpc_gevent
+    from locust import User, task, events
+    from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
+
+    grpc_gevent.init_gevent()
+
+    class LocustInterceptor(grpc.UnaryUnaryClientInterceptor):
+        def __init__(self, environment):
+            self.env = environment
+
+        def intercept_unary_unary(self, continuation, client_call_details, request):
+            start = time.perf_counter()
+            exc = None
+            response = continuation(client_call_details, request)
+            try:
+                response.result()
+            except grpc.RpcError as e:
+                exc = e
+            self.env.events.request.fire(
+                request_type="grpc", name=client_call_details.method,
+                response_time=(time.perf_counter() - start) * 1000,
+                response_length=0, response=None, context=None, exception=exc)
+            return response
+
+    class GrpcUser(User):
+        def on_start(self):
+            channel = grpc.intercept_channel(grpc.insecure_channel(self.host),
+                                             LocustInterceptor(self.environment))
+            self.stub = pb_grpc.GRPCInferenceServiceStub(channel)
+            self.req = pb.ModelInferRequest(model_name="llm")
+
+        @task
+        def infer(self):
+            self.stub.ModelInfer(self.req)
+    """
+)
+
+
+def steady_rate(history_csv: Path, skip_s: float = 3.0) -> float:
+    """Mean Locust 'Requests/s' of the Aggregated rows after the ramp."""
+    with open(history_csv) as f:
+        rows = [r for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
+    if not rows:
+        return 0.0
+    t0 = int(rows[0]["Timestamp"])
+    vals = [float(r["Requests/s"]) for r in rows if int(r["Timestamp"]) - t0 >= skip_s]
+    vals = [v for v in vals if v > 0]
+    return statistics.mean(vals) if vals else 0.0
+
+
+def locust_interceptor(target: str, seconds: float, work: Path) -> float:
+    lf = work / "interceptor_locustfile.py"
+    lf.write_text(INTERCEPTOR_LOCUSTFILE)
+    cmd = [sys.executable, "-m", "locust", "-f", str(lf), "--headless", "--host", target]
+    cmd += ["-u", str(USERS), "-r", str(USERS), "-t", f"{int(seconds + 3)}s", "--only-summary"]
+    cmd += ["--csv", str(work / "interceptor")]
+    proc = spawn(cmd, work / "interceptor.log")
+    try:
+        proc.wait(timeout=seconds + 60)
+    finally:
+        stop(proc)
+    return steady_rate(work / "interceptor_stats_history.csv")
+
+
+# -- 3./4. loadgate's users ------------------------------------------------------------------
+
+
+def closed(classes: list[dict], seconds: float) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "bench-closed",
+            "arrival": "closed",
+            "classes": classes,
+            "phases": [{"name": "steady", "duration_s": seconds + 3, "users": USERS}],
+        }
+    )
+
+
+def open_loop(rate: float, seconds: float) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "name": "bench-open",
+            "arrival": "constant",
+            "classes": [LLM_UNARY],
+            "phases": [{"name": "steady", "duration_s": seconds, "rate": rate}],
+            "generator": {"pool_size": 1000, "max_lag_p99_s": 0.005},
+        }
+    )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        asyncio.run(_serve(args.serve))
+        return 0
+    s = args.seconds
+    port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="loadgate-bench-gen-"))
+    server = spawn([sys.executable, __file__, "--serve", str(port)], work / "server.log")
+    target = f"127.0.0.1:{port}"
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port), 20, what="trivial server")
+        print(f"trivial grpcio server on {target}; {s:.0f} s per measurement; work dir {work}")
+        rows = []
+        rows.append(
+            ("plain grpcio, blocking loop (1 thread)", f"{plain_loop(target, s):,.0f} calls/s")
+        )
+        rows.append(
+            ("plain grpcio, futures, 32 in flight", f"{plain_pipelined(target, s):,.0f} calls/s")
+        )
+        print(*rows[-2:], sep="\n")
+        rows.append(
+            (
+                f"Locust documented interceptor, {USERS} users",
+                f"{locust_interceptor(target, s, work):,.0f} calls/s",
+            )
+        )
+        print(rows[-1])
+        r = run_scenario(closed([LLM_UNARY], s), target, work / "ours-unary")
+        ours = steady_rate(work / "ours-unary" / "locust_stats_history.csv")
+        rows.append(
+            (
+                f"loadgate closed-loop user (unary), {USERS} users",
+                f"{ours:,.0f} calls/s ({len(r.samples):,} rows)",
+            )
+        )
+        print(rows[-1])
+        stream_cls = {"name": "stream", "model": "llm", "kind": "llm_stream", "max_tokens": 20}
+        r = run_scenario(closed([stream_cls], s), target, work / "ours-stream")
+        streams = steady_rate(work / "ours-stream" / "locust_stats_history.csv")
+        ok = r.samples[r.samples["status"] == "OK"]
+        rows.append(
+            (
+                f"loadgate closed-loop user (20-message streams), {USERS} users",
+                f"{streams:,.0f} streams/s = {streams * 20:,.0f} msg/s (tokens/row {ok['tokens'].mean():.0f})",
+            )
+        )
+        print(rows[-1])
+        for frac in (0.5, 0.8):
+            rate = round(ours * frac)
+            r = run_scenario(open_loop(rate, s), target, work / f"open-{int(frac * 100)}")
+            g = r.summary["generator"]
+            rows.append(
+                (
+                    f"loadgate open loop at {frac:.0%} of capacity ({rate}/s)",
+                    f"achieved/target {g['achieved_ratio']:.4f}, lag p50 {g['lag_p50_s'] * 1e3:.2f} ms, "
+                    f"p99 {g['lag_p99_s'] * 1e3:.2f} ms, dropped {g['dropped']}, "
+                    f"{'valid' if g['valid'] else 'INVALID'}",
+                )
+            )
+            print(rows[-1])
+        print("\n| measurement | result |\n|---|---|")
+        for name, value in rows:
+            print(f"| {name} | {value} |")
+    finally:
+        stop(server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
