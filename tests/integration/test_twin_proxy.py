@@ -104,8 +104,9 @@ def test_overflow_is_unavailable_at_once_and_recorded_under_envoy_names(twin, cl
                 client.ModelInfer(llm(1), timeout=10)
             elapsed.append(time.perf_counter() - t0)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-        # "at once": no queueing behind the 40 long requests (each lasts seconds)
-        assert max(elapsed) < 0.5, elapsed
+        # "at once": no queueing behind the 40 long requests (each lasts 6 s); ~1 ms when idle,
+        # bounds generous for a loaded 2-core machine.
+        assert sorted(elapsed)[2] < 0.25 and max(elapsed) < 1.0, elapsed
         # The recording rules see exactly what is in flight, and the pods agree.
         q_active = 'sum(envoy_cluster_upstream_rq_active{envoy_cluster_name="model"})'
         wait_until(lambda: prom_value(twin, q_active) == MAX_REQUESTS, 10, what="rq_active == 40")
