@@ -291,3 +291,18 @@ def test_runner_keeps_replicas_when_the_query_fails():
     runner.step(1.0)
     assert auto.calls == [(None, 4)]
     assert "connection refused" in runner.status()["last_error"]
+
+
+# -- boot preconditions ------------------------------------------------------------------------
+
+
+def test_missing_binary_is_one_line_with_a_hint(monkeypatch, tmp_path):
+    from loadgate.errors import UserError
+    from loadgate.twin.stack import Twin
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither haproxy nor prometheus on PATH
+    with pytest.raises(
+        UserError, match=r"'haproxy' not found on PATH: install it with `make setup`"
+    ):
+        Twin.up(spec(), tmp_path / "run")
+    assert not (tmp_path / "run").exists(), "nothing started, nothing written"

@@ -46,14 +46,24 @@ def _echo(msg: str) -> None:
     show_default=True,
     help="Kubernetes manifests the twin takes its numbers from.",
 )
-@click.option("--lb", type=click.Choice(["least_request", "round_robin"]), default=None)
+@click.option(
+    "--lb",
+    type=click.Choice(["least_request", "round_robin"]),
+    default=None,
+    help="Override the Envoy cluster's lb_policy.",
+)
 @click.option("--replicas", type=int, default=None, help="Initial model pods.")
 @click.option("--max-requests", type=int, default=None, help="In-flight limit; 0 = none.")
 @click.option("--no-autoscaler", is_flag=True, help="Do not run the KEDA/HPA emulation.")
 @click.option("--ready-max-queue", type=int, default=None, help="Readiness limit; 0 = off.")
 @click.option("--restart-delay", type=float, default=None, help="Simulated s to replace a pod.")
 @click.option("--time-scale", type=float, default=None, help="0.1 = ten times faster.")
-@click.option("--run-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Configs, logs and TSDB (default: <state-dir>/runs/<time>).",
+)
 @_state_opt
 def up(
     detach: bool,
