@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import grpc
+import psutil
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
@@ -87,11 +88,17 @@ async def bench_stream(target: str, seconds: float, streams: int, max_tokens: in
 
 
 def with_server(log_dir: Path, name: str, run, **opts):
+    """Run `run(target)` against a fresh server; returns its result and the server's CPU seconds
+    (user + system) spent meanwhile, a figure the other load on the machine barely affects."""
     grpc_port, http_port = free_port(), free_port()
     proc = start_modelserver(name, grpc_port, http_port, log_dir / f"{name}.log", **opts)
     try:
         wait_live(http_port, timeout=20, proc=proc)
-        return asyncio.run(run(f"127.0.0.1:{grpc_port}"))
+        ps = psutil.Process(proc.pid)
+        before = ps.cpu_times()
+        result = asyncio.run(run(f"127.0.0.1:{grpc_port}"))
+        after = ps.cpu_times()
+        return result, (after.user - before.user) + (after.system - before.system)
     finally:
         stop(proc, grace=10)
 
@@ -111,30 +118,38 @@ def main(argv: list[str] | None = None) -> int:
         f"CV: {args.concurrency} calls in flight, 150 KB UINT8 image, {args.seconds:g} s ...",
         flush=True,
     )
-    calls, dt = with_server(
+    (calls, dt), cpu = with_server(
         log_dir, "bench-cv",
         lambda t: bench_cv(t, args.seconds, args.concurrency),
         time_scale=0.001, max_batch_size=8,
     )  # fmt: skip
-    rows.append(("cv unary", f"{args.concurrency} in flight", f"{calls / dt:,.0f} calls/s"))
+    rows.append(
+        (
+            "cv unary",
+            f"{args.concurrency} in flight",
+            f"{calls / dt:,.0f} calls/s",
+            f"{cpu / calls * 1e6:,.0f} us/call -> {calls / cpu:,.0f} calls/s per core",
+        )
+    )
 
     for chunk in (int(c) for c in args.chunks.split(",")):
         print(
             f"LLM: {args.streams} streams x {args.max_tokens} tokens, chunk {chunk} ...", flush=True
         )
-        tokens, messages, dt = with_server(
+        (tokens, messages, dt), cpu = with_server(
             log_dir, f"bench-llm-{chunk}",
             lambda t: bench_stream(t, args.seconds, args.streams, args.max_tokens),
             time_scale=0.0001, max_batch_size=args.streams, token_chunk=chunk,
         )  # fmt: skip
         rows.append(
             (f"llm stream chunk={chunk}", f"{args.streams} streams",
-             f"{tokens / dt:,.0f} tokens/s ({messages / dt:,.0f} msg/s)")
+             f"{tokens / dt:,.0f} tokens/s ({messages / dt:,.0f} msg/s)",
+             f"{cpu / messages * 1e6:,.0f} us/msg -> {tokens / cpu:,.0f} tokens/s per core")
         )  # fmt: skip
 
-    print(f"\n{'measurement':<22} {'load':<14} result")
+    print(f"\n{'measurement':<22} {'load':<14} {'achieved':<36} server CPU")
     for row in rows:
-        print(f"{row[0]:<22} {row[1]:<14} {row[2]}")
+        print(f"{row[0]:<22} {row[1]:<14} {row[2]:<36} {row[3]}")
     print(f"\n(server logs in {log_dir}; client and server share this machine's cores)")
     return 0
 
