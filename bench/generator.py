@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import statistics
 import sys
 import tempfile
 import textwrap
@@ -28,8 +27,9 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from loadgate.procs import free_port, port_open, spawn, stop, wait_until
+from loadgate.traffic.kserve import build_request
 from loadgate.traffic.runner import run_scenario
-from loadgate.traffic.scenario import Scenario
+from loadgate.traffic.scenario import Scenario, TrafficClass
 
 USERS = 50  # Locust users for the closed-loop capacity runs
 LLM_UNARY = {"name": "unary", "model": "llm", "kind": "llm_unary", "max_tokens": 1}
@@ -69,10 +69,14 @@ async def _serve(port: int) -> None:
 # -- 1. plain grpcio -----------------------------------------------------------------------
 
 
+def _request() -> pb.ModelInferRequest:
+    return build_request(TrafficClass.model_validate(LLM_UNARY))
+
+
 def plain_loop(target: str, seconds: float) -> float:
     channel = grpc.insecure_channel(target)
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
-    req = pb.ModelInferRequest(model_name="llm")
+    req = _request()
     n, end = 0, time.monotonic() + seconds
     t0 = time.monotonic()
     while time.monotonic() < end:
@@ -85,7 +89,7 @@ def plain_loop(target: str, seconds: float) -> float:
 def plain_pipelined(target: str, seconds: float, depth: int = 32) -> float:
     channel = grpc.insecure_channel(target)
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
-    req = pb.ModelInferRequest(model_name="llm")
+    req = _request()
     futs = [stub.ModelInfer.future(req, timeout=5) for _ in range(depth)]
     n, end, t0 = 0, time.monotonic() + seconds, time.monotonic()
     while time.monotonic() < end:
@@ -106,7 +110,9 @@ INTERCEPTOR_LOCUSTFILE = textwrap.dedent(
     import grpc
     import grpc.experimental.gevent as grpc_gevent
     from locust import User, task, events
-    from tritonclient.grpc import service_pb2 as pb, service_pb2_grpc as pb_grpc
+    from tritonclient.grpc import service_pb2_grpc as pb_grpc
+    from loadgate.traffic.kserve import build_request
+    from loadgate.traffic.scenario import TrafficClass
 
     grpc_gevent.init_gevent()
 
@@ -133,7 +139,9 @@ INTERCEPTOR_LOCUSTFILE = textwrap.dedent(
             channel = grpc.intercept_channel(grpc.insecure_channel(self.host),
                                              LocustInterceptor(self.environment))
             self.stub = pb_grpc.GRPCInferenceServiceStub(channel)
-            self.req = pb.ModelInferRequest(model_name="llm")
+            # the very request loadgate's user sends, so the comparison is like for like
+            self.req = build_request(TrafficClass(name="unary", model="llm", kind="llm_unary",
+                                                  max_tokens=1))
 
         @task
         def infer(self):
@@ -142,23 +150,28 @@ INTERCEPTOR_LOCUSTFILE = textwrap.dedent(
 )
 
 
-def steady_rate(history_csv: Path, skip_s: float = 3.0) -> float:
-    """Mean Locust 'Requests/s' of the Aggregated rows after the ramp."""
+def steady_rate(history_csv: Path, skip_s: float = 2.0) -> float:
+    """Calls/s between the first history row with every user running (+skip_s) and the last
+    row, from Locust's cumulative 'Total Request Count' (robust to slow starts)."""
     with open(history_csv) as f:
         rows = [r for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
-    if not rows:
+    full = [r for r in rows if int(r["User Count"]) >= USERS]
+    if len(full) < 2:
         return 0.0
-    t0 = int(rows[0]["Timestamp"])
-    vals = [float(r["Requests/s"]) for r in rows if int(r["Timestamp"]) - t0 >= skip_s]
-    vals = [v for v in vals if v > 0]
-    return statistics.mean(vals) if vals else 0.0
+    t_first = int(full[0]["Timestamp"]) + skip_s
+    start = next((r for r in full if int(r["Timestamp"]) >= t_first), full[0])
+    end = full[-1]
+    dt = int(end["Timestamp"]) - int(start["Timestamp"])
+    if dt <= 0:
+        return 0.0
+    return (int(end["Total Request Count"]) - int(start["Total Request Count"])) / dt
 
 
 def locust_interceptor(target: str, seconds: float, work: Path) -> float:
     lf = work / "interceptor_locustfile.py"
     lf.write_text(INTERCEPTOR_LOCUSTFILE)
     cmd = [sys.executable, "-m", "locust", "-f", str(lf), "--headless", "--host", target]
-    cmd += ["-u", str(USERS), "-r", str(USERS), "-t", f"{int(seconds + 3)}s", "--only-summary"]
+    cmd += ["-u", str(USERS), "-r", str(USERS), "-t", f"{int(seconds + 4)}s", "--only-summary"]
     cmd += ["--csv", str(work / "interceptor")]
     proc = spawn(cmd, work / "interceptor.log")
     try:
@@ -177,7 +190,7 @@ def closed(classes: list[dict], seconds: float) -> Scenario:
             "name": "bench-closed",
             "arrival": "closed",
             "classes": classes,
-            "phases": [{"name": "steady", "duration_s": seconds + 3, "users": USERS}],
+            "phases": [{"name": "steady", "duration_s": seconds + 4, "users": USERS}],
         }
     )
 
