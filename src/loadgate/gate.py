@@ -1,7 +1,9 @@
-"""`loadgate gate`: run every gate in loadtests/ with pytest and say plainly which are missing.
+"""`loadgate gate`: run every gate in loadtests/ with pytest, print the verdict table and the
+report's path; exit 0 only when every expected gate exists and passes.
 
-The gates are the product's main job. Until each exists this command reports it as missing and
-fails, instead of passing on what was never checked.
+    loadgate gate                                   # the twin from loadgate.yaml
+    loadgate gate --twin-override lb=round_robin    # prove the balance gate catches round robin
+    loadgate gate -- -k balance                     # extra pytest arguments after --
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from loadgate.errors import GateFailed
+from loadgate.errors import GateFailed, UserError
 
 # The gates the architecture calls for: file in loadtests/ -> what it proves.
 EXPECTED_GATES = {
@@ -24,7 +26,7 @@ EXPECTED_GATES = {
 }
 
 
-@click.command()
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.option(
     "--loadtests",
     "loadtests_dir",
@@ -33,18 +35,84 @@ EXPECTED_GATES = {
     type=click.Path(file_okay=False),
     help="Folder of gate tests.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    default="loadgate.yaml",
+    show_default=True,
+    help="The gate's configuration.",
+)
+@click.option(
+    "--stack",
+    type=click.Choice(["twin", "kubernetes"]),
+    default=None,
+    help="Override loadgate.yaml's stack.kind.",
+)
+@click.option("--report-dir", default=None, help="Folder of run directories (default: reports).")
+@click.option(
+    "--twin-override",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a twin setting, e.g. lb=round_robin, max_requests=0 (repeatable).",
+)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
-def gate(loadtests_dir: str, pytest_args: tuple[str, ...]) -> None:
+def gate(
+    loadtests_dir: str,
+    config_path: str,
+    stack: str | None,
+    report_dir: str | None,
+    twin_override: tuple[str, ...],
+    pytest_args: tuple[str, ...],
+) -> None:
     """Run every gate in loadtests/ against the stack; exit 0 only when all gates exist and pass."""
+    from loadgate.gate_session import format_table, new_run_id
+    from loadgate.gateconfig import load_gate_config, with_overrides
+    from loadgate.report.summary import read_summary
+
     folder = Path(loadtests_dir)
-    present = [name for name in EXPECTED_GATES if (folder / name).exists()]
-    missing = [name for name in EXPECTED_GATES if name not in present]
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder of gate tests")
+    cfg, _ = load_gate_config(config_path)  # a config mistake is one line, before anything boots
+    with_overrides(cfg, twin_override)
+    missing = [name for name in EXPECTED_GATES if not (folder / name).exists()]
+    run_id = new_run_id()
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(folder),
+        "-p",
+        "no:cacheprovider",
+        "-rN",
+        "--config",
+        config_path,
+        "--run-id",
+        run_id,
+    ]
+    if stack:
+        cmd += ["--stack", stack]
+    if report_dir:
+        cmd += ["--report-dir", report_dir]
+    for item in twin_override:
+        cmd += ["--twin-override", item]
+    rc = subprocess.call([*cmd, *pytest_args])
+    base = Path(report_dir) if report_dir else cfg.report_dir
+    run_dir = (base if base.is_absolute() else Path(config_path).resolve().parent / base) / run_id
+    click.echo("")
+    if (run_dir / "summary.json").exists():
+        summary = read_summary(run_dir)
+        click.echo(format_table(summary.gates))
+        if not summary.valid:
+            click.echo(f"INVALID run: {summary.invalid_reason}")
+        click.echo(f"report: {run_dir / 'report.html'}")
+    else:
+        click.echo(f"no summary was written (pytest exit {rc}); see {run_dir}")
     for name in missing:
         click.echo(f"loadgate: gate not implemented yet: {name} ({EXPECTED_GATES[name]})", err=True)
-    rc = 0
-    if present:
-        rc = subprocess.call([sys.executable, "-m", "pytest", str(folder), *pytest_args])
-    else:
-        click.echo("loadgate: no gate exists yet in loadtests/: nothing was verified", err=True)
     if rc != 0 or missing:
-        raise GateFailed(f"gate FAILED: {len(missing)} gate(s) missing, pytest exit {rc}")
+        raise GateFailed(
+            f"gate FAILED: {len(missing)} gate(s) missing, pytest exit {rc}"
+            if missing
+            else f"gate FAILED (pytest exit {rc}); report: {run_dir / 'report.html'}"
+        )
+    click.echo("gate PASSED")

@@ -1,0 +1,258 @@
+"""A gate session: one run directory, one stack, every gate's run, and the files written at the end.
+
+Layout of `reports/<run-id>/`:
+
+    summary.json        every gate's verdicts, figures, thresholds, generator health per gate
+    samples.parquet     all gates' samples; `phase` is "<gate>/<phase>" (e.g. "balance/steady")
+    timeline.parquet    all gates' timelines (pod events, readiness, replicas, autoscaler, metrics)
+    junit.xml           pytest's JUnit XML
+    report.html         verdict table and plots over the whole session (gates back to back)
+    gates/<gate>/       that gate's own samples.parquet (phases unprefixed), timeline.parquet,
+                        traffic_summary.json, Locust CSV/HTML and log
+    twin/<n>/           each twin boot's run directory (HAProxy, Prometheus, pod logs)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from loadgate.gate_run import During, GateRun, run_load
+from loadgate.gate_stack import GateStack
+from loadgate.gateconfig import GateConfig
+from loadgate.judge.verdict import Verdict
+from loadgate.schema import write_samples, write_timeline
+from loadgate.traffic.scenario import Scenario
+
+GATE_ORDER = ("balance", "readiness", "fail_fast", "pod_kill", "scale_up")
+
+
+def new_run_id(now: float | None = None) -> str:
+    return time.strftime("gate-%Y%m%d-%H%M%S", time.localtime(now or time.time()))
+
+
+class GateSession:
+    def __init__(
+        self,
+        cfg: GateConfig,
+        scenarios: dict[str, Scenario],
+        run_dir: Path,
+        say: Callable[[str], None],
+    ) -> None:
+        self.cfg, self.scenarios, self.run_dir, self.say = cfg, scenarios, run_dir, say
+        self.run_id = run_dir.name
+        self.started = time.time()
+        self.stack: GateStack | None = None
+        self.runs: dict[str, GateRun] = {}
+        self.errors: dict[str, str] = {}  # gate -> why its test failed without verdicts
+        self.settle_s: dict[str, float] = {}
+        self.written: Path | None = None
+
+    # -- stack ----------------------------------------------------------------------------------
+
+    def ensure_stack(self) -> GateStack:
+        if self.stack is None:
+            stack = GateStack(self.cfg, self.run_dir, self.say)
+            self.stack = stack
+            stack.start()
+        return self.stack
+
+    def close(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()
+
+    # -- one gate ---------------------------------------------------------------------------------
+
+    def run_gate(self, gate: str, during: During | None = None) -> GateRun:
+        if gate not in self.cfg.gates:
+            from loadgate.errors import UserError
+
+            raise UserError(f"loadgate.yaml: no gate {gate!r} under 'gates:'")
+        spec, scenario = self.cfg.gates[gate], self.scenarios[gate]
+        stack = self.ensure_stack()
+        self.settle_s[gate] = stack.settle()
+        out = self.run_dir / "gates" / gate
+        pods = [p.address for p in stack.platform.pods()]
+        self.say(
+            f"gate {gate}: {scenario.name}, {scenario.duration_s:.0f}s of load -> {stack.target}"
+        )
+        result, during_result, during_error = run_load(
+            scenario, stack.target, out, spec.processes, stack.platform, during, self.say
+        )
+        t0, t1 = result.started, max(result.ended, time.time())
+        timeline = stack.timeline(t0 - 2.0, t1 + 1.0)
+        write_timeline(timeline, out / "timeline.parquet")
+        run = GateRun(
+            gate=gate,
+            scenario=scenario,
+            out_dir=out,
+            samples=result.samples,
+            timeline=timeline,
+            started=t0,
+            ended=t1,
+            generator=dict(result.summary.get("generator") or {}),
+            thresholds=dict(spec.thresholds),
+            window_phase=spec.window,
+            facts=stack.facts,
+            pods=pods,
+            platform=stack.platform,
+            during_result=during_result,
+            during_error=during_error,
+        )
+        self.runs[gate] = run
+        return run
+
+    # -- the end ------------------------------------------------------------------------------------
+
+    def verdicts(self) -> list[Verdict]:
+        out: list[Verdict] = []
+        for gate in sorted(self.runs.keys() | self.errors.keys(), key=_order):
+            run = self.runs.get(gate)
+            if run is not None and not run.valid:
+                lag = run.generator.get("lag_p99_s")
+                out.append(
+                    Verdict(
+                        gate=gate,
+                        figure="generator",
+                        value=None if lag is None else lag * 1000.0,
+                        threshold=run.scenario.generator.max_lag_p99_s * 1000.0,
+                        comparison="<=",
+                        passed=False,
+                        unit="ms",
+                        message=f"{gate}: INVALID: the traffic generator fell behind "
+                        f"({run.invalid_reason}); its figures describe the generator, not the stack",
+                    )
+                )
+            if run is not None:
+                out += run.verdicts
+            if gate in self.errors and not (run and any(not v.passed for v in run.verdicts)):
+                out.append(
+                    Verdict(
+                        gate=gate,
+                        figure="error",
+                        value=None,
+                        threshold=0.0,
+                        comparison="==",
+                        passed=False,
+                        message=f"{gate}: {self.errors[gate]}",
+                    )
+                )
+        return out
+
+    def write(self) -> Path | None:
+        """Write summary.json, combined samples/timeline and report.html; None if nothing ran."""
+        if not self.runs and not self.errors:
+            return None
+        from loadgate import judge
+        from loadgate.report import Summary, write_report, write_summary
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        samples = _combined_samples(self.runs)
+        timeline = _combined_timeline(self.runs)
+        write_samples(samples, self.run_dir / "samples.parquet")
+        write_timeline(timeline, self.run_dir / "timeline.parquet")
+        invalid = [f"{g}: {r.invalid_reason}" for g, r in self.runs.items() if not r.valid]
+        expected = sum((r.generator.get("target_calls") or 0) for r in self.runs.values())
+        span = sum(r.scenario.duration_s for r in self.runs.values())
+        summary = Summary(
+            run_id=self.run_id,
+            scenario="gates: " + ", ".join(sorted(self.runs, key=_order)),
+            stack=self._stack_name(),
+            started=self.started,
+            finished=time.time(),
+            gates=self.verdicts(),
+            generator=judge.generator_health(samples, (expected / span) if span else None)
+            if len(samples)
+            else None,
+            valid=not invalid,
+            invalid_reason="; ".join(invalid),
+            figures=self._figures(),
+        )
+        write_summary(self.run_dir, summary)
+        facts = self.stack.facts if self.stack is not None else {}
+        with contextlib.suppress(Exception):  # the verdicts stand even if a plot cannot be drawn
+            write_report(
+                self.run_dir,
+                summary,
+                samples,
+                timeline,
+                target_inflight=float(facts.get("target", 16.0)),
+                max_replicas=facts.get("max_replicas"),
+            )
+        return self.run_dir
+
+    def _stack_name(self) -> str:
+        if self.stack is None:
+            return self.cfg.stack.kind
+        return f"{self.stack.name} ({self.stack.describe()})"
+
+    def _figures(self) -> dict[str, float | None]:
+        figs: dict[str, float | None] = {}
+        for gate, run in self.runs.items():
+            for k, v in run.figures.items():
+                figs[f"{gate}.{k}"] = _num(v)
+            for k in ("lag_p99_s", "achieved_ratio", "dropped"):
+                figs[f"{gate}.generator.{k}"] = _num(run.generator.get(k))
+            for k, v in run.thresholds.items():
+                figs[f"{gate}.threshold.{k}"] = _num(v)
+            figs[f"{gate}.settle_s"] = _num(self.settle_s.get(gate))
+        if self.stack is not None:
+            figs["stack.boots"] = float(len(self.stack.boot_s))
+            figs["stack.boot_s_max"] = max(self.stack.boot_s) if self.stack.boot_s else None
+        return figs
+
+
+def _order(gate: str) -> tuple[int, str]:
+    return (GATE_ORDER.index(gate) if gate in GATE_ORDER else len(GATE_ORDER), gate)
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _combined_samples(runs: dict[str, GateRun]) -> pd.DataFrame:
+    frames = [
+        r.samples.assign(phase=f"{g}/" + r.samples["phase"].astype(str)) for g, r in runs.items()
+    ]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        from loadgate.schema import empty_samples
+
+        return empty_samples()
+    return pd.concat(frames, ignore_index=True).sort_values("intended", kind="stable")
+
+
+def _combined_timeline(runs: dict[str, GateRun]) -> pd.DataFrame:
+    frames = [r.timeline for r in runs.values() if len(r.timeline)]
+    if not frames:
+        from loadgate.schema import empty_timeline
+
+        return empty_timeline()
+    out = pd.concat(frames, ignore_index=True).drop_duplicates()
+    return out.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def format_table(verdicts: list[Verdict] | list[dict]) -> str:
+    """The verdict table printed at the end of a gate run."""
+    rows = [v if isinstance(v, dict) else v.model_dump() for v in verdicts]
+    if not rows:
+        return "(no verdicts)"
+    lines = [f"{'gate':<11} {'figure':<26} {'measured':>12}  {'expected':<14} verdict"]
+    for r in rows:
+        val = r["value"]
+        unit = f" {r['unit']}" if r.get("unit") else ""
+        meas = "-" if val is None else f"{val:.4g}{unit}"
+        exp = f"{r['comparison']} {r['threshold']:.4g}{unit}"
+        word = "PASS" if r["passed"] else ("INVALID" if r["figure"] == "generator" else "FAIL")
+        lines.append(f"{r['gate']:<11} {r['figure']:<26} {meas:>12}  {exp:<14} {word}")
+    return "\n".join(lines)
