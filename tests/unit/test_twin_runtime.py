@@ -57,6 +57,14 @@ def test_haproxy_h2c_health_checks_header_and_exporter():
     assert "timeout server 15m" in text, "long enough for 2000-token streams"
 
 
+def test_haproxy_retries_follow_envoys_retry_policy():
+    text = cfg(spec(retry_on=["unavailable", "reset", "connect-failure"], num_retries=2))
+    assert "retries 2" in text and "option redispatch 1" in text  # another pod each time
+    assert "retry-on conn-failure empty-response" in text
+    assert "retries 0" in cfg(spec(retry_on=["connect-failure"], num_retries=0))
+    assert "retry-on" not in cfg(spec(retry_on=["unavailable"], num_retries=2))
+
+
 class _FakeSocketRuntime(haproxy.Runtime):
     def __init__(self, replies: dict[str, str]) -> None:
         super().__init__(Path("/nonexistent"))

@@ -8,6 +8,7 @@ Why these choices (each verified against HAProxy 2.6 in tests/integration/test_t
   `haproxy_frontend_requests_denied_total`, which Prometheus records as the overflow counter.
 - Servers are added and deleted one by one through the runtime API (`add server` / `del server`),
   so other pods' connections and in-flight streams are never touched (no reload).
+- Envoy's retry policy maps to L7 retries with `option redispatch 1` (another pod each time).
 - `x-upstream-host` is the server's name, and servers are named by their address (ip:port),
   which is what Envoy's %UPSTREAM_HOST% gives; the supervisor maps address -> pod.
 """
@@ -48,6 +49,7 @@ def render_config(spec: TwinSpec, ports: ProxyPorts, socket_path: Path) -> str:
             ' hdr grpc-message "upstream overflow (max_requests)" hdr x-envoy-overloaded true'
             f" if {{ be_conn({BACKEND}) ge {spec.max_requests} }}\n"
         )
+    retry = render_retries(spec)
     return f"""# Rendered by loadgate from the TwinSpec; do not edit (regenerated on every boot).
 global
     maxconn 4000
@@ -77,7 +79,7 @@ backend {BACKEND}
     option httpchk GET /v2/health/ready
     http-check expect status 200
     http-response set-header {spec.served_by_header} %[srv_name]
-    # Trailers-only gRPC errors from the server carry the header too.
+{retry}    # Trailers-only gRPC errors from the server carry the header too.
     default-server check check-proto h1 inter {check_ms}ms fall 1 rise 1
 
 frontend {STATS_FRONTEND}
@@ -87,6 +89,29 @@ frontend {STATS_FRONTEND}
     stats uri /stats
     stats refresh 2s
 """
+
+
+# Envoy retry_on -> HAProxy retry-on. `unavailable` (grpc-status 14 in trailers) has no HAProxy
+# counterpart: a gRPC server answers HTTP 200 and HAProxy cannot retry on trailers.
+_RETRY_ON = {
+    "connect-failure": "conn-failure",
+    "reset": "empty-response",
+    "refused-stream": "empty-response",
+}
+
+
+def render_retries(spec: TwinSpec) -> str:
+    """Envoy's route retry policy as HAProxy L7 retries: another pod each time (redispatch), as
+    Envoy's previous_hosts predicate does. Breaker rejections are local and never retried."""
+    kinds = sorted({_RETRY_ON[r] for r in spec.retry_on if r in _RETRY_ON})
+    if spec.num_retries <= 0 or not kinds:
+        return "    retries 0\n"
+    return (
+        f"    # Envoy retry_policy: retry_on {','.join(spec.retry_on)}, num_retries {spec.num_retries}\n"
+        f"    retries {spec.num_retries}\n"
+        "    option redispatch 1\n"
+        f"    retry-on {' '.join(kinds)}\n"
+    )
 
 
 def server_name(address: str) -> str:
