@@ -7,7 +7,6 @@ import queue
 import re
 import signal
 import threading
-import time
 
 import grpc
 import numpy as np
@@ -209,12 +208,23 @@ def test_sigkill_breaks_a_stream(modelserver_factory):
         c.close()
 
 
+def _catches_sigterm(pid: int) -> bool:
+    with open(f"/proc/{pid}/status") as f:
+        caught = next(line for line in f if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
 @pytest.mark.timeout(30)
 def test_sigterm_during_startup_exits_0(tmp_path):
-    proc = start_modelserver("pod-s", free_port(), free_port(), tmp_path / "s.log")
+    grpc_port, http_port = free_port(), free_port()
+    proc = start_modelserver("pod-s", grpc_port, http_port, tmp_path / "s.log")
     try:
-        time.sleep(0.2)  # still importing: the drain handler is not installed yet
+        # A signal before the interpreter runs any code kills it like any process; from the first
+        # line of main() on (long before grpc is imported and the port serves) it must be exit 0.
+        wait_until(lambda: _catches_sigterm(proc.pid), 20, interval=0.01, what="SIGTERM handler")
+        was_live = http_status(f"http://127.0.0.1:{http_port}/v2/health/live") == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+        assert not was_live, "the handler must be in place long before the server is live"
     finally:
         stop(proc)
