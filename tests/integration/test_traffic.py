@@ -114,11 +114,13 @@ def test_stop_event_cancels_in_flight_and_still_writes_every_row(twin, tmp_path)
     stop_event = threading.Event()
     threading.Timer(8.0, stop_event.set).start()
     t0 = time.monotonic()
-    r = run_scenario(sc, twin.grpc_target, tmp_path / "run", stop_event=stop_event)
+    # Two processes: the stop must reach both workers and wait for both final messages.
+    r = run_scenario(sc, twin.grpc_target, tmp_path / "run", processes=2, stop_event=stop_event)
     assert time.monotonic() - t0 < 45  # stopped long before the 60 s schedule
     df = r.samples
     assert (df["status"] == "CANCELLED").sum() >= 1  # 2000-token streams still running
     assert len(df) == sent(r) and r.summary["generator"]["stopped_early"]
+    assert r.extra["generator"]["finals"] == 2 and df["worker"].nunique() == 2
 
 
 def test_closed_loop_phases(twin, tmp_path):

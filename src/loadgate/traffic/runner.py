@@ -35,7 +35,7 @@ from loadgate.procs import spawn, stop
 from loadgate.schema import read_samples
 from loadgate.traffic import kserve
 from loadgate.traffic.live import read_recent
-from loadgate.traffic.recorder import GENERATOR_FILE, SAMPLES_FILE
+from loadgate.traffic.recorder import GENERATOR_FILE, LIVE_DIR, SAMPLES_FILE
 from loadgate.traffic.scenario import Scenario
 from loadgate.traffic.summary import format_table, progress_line, summarize
 
@@ -113,6 +113,7 @@ class RunHandle:
         self.log_path = out_dir / "locust.log"
         self.started = time.time()
         self._stop_asked_at: float | None = None
+        _clear_previous(out_dir)
         (out_dir / "scenario.yaml").write_text(scenario.to_yaml())
         env = {
             **_environ(),
@@ -197,6 +198,16 @@ class RunHandle:
 
     def kill(self) -> None:
         stop(self.proc, grace=5)
+
+
+def _clear_previous(out_dir: Path) -> None:
+    """A reused run directory must not hand back an earlier run's stop request or rows."""
+    for name in (".stop", SAMPLES_FILE, GENERATOR_FILE):
+        (out_dir / name).unlink(missing_ok=True)
+    live = out_dir / LIVE_DIR
+    if live.is_dir():
+        for chunk in live.glob("chunk-*.parquet"):
+            chunk.unlink(missing_ok=True)
 
 
 def _environ() -> dict[str, str]:

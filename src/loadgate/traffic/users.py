@@ -322,11 +322,11 @@ def _stop_requested() -> bool:
     return bool(path) and os.path.exists(path)
 
 
-def _wait(seconds: float, done=lambda: False) -> bool:
-    """Sleep up to `seconds`; True when stopped early by a stop request."""
+def _wait(seconds: float, done=lambda: False, stoppable: bool = True) -> bool:
+    """Sleep up to `seconds` or until done(); True when cut short by a stop request."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        if _stop_requested():
+        if stoppable and _stop_requested():
             return True
         if done():
             return False
@@ -351,7 +351,7 @@ def _controller(env) -> None:
                 stopped = True
                 break
     runner.send_message(STOP, None)
-    _wait(DRAIN_S + 10, done=lambda: COLLECTOR.finals >= expected)
+    _wait(DRAIN_S + 10, done=lambda: COLLECTOR.finals >= expected, stoppable=False)
     COLLECTOR.finish(
         {
             "scenario": sc.name,
