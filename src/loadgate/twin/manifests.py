@@ -48,8 +48,16 @@ ENV_TO_FIELD = {
     ENV_READY_RESUME_QUEUE: "ready_resume_queue",
     ENV_MAX_BATCH_SIZE: "max_batch_size",
 }
-# Flags the twin sets itself per pod; never passed through from the manifest.
-TWIN_MANAGED_FLAGS = {"--pod-name", "--grpc-port", "--http-port", "--time-scale", *FLAG_TO_FIELD}
+# Flags the twin sets itself per pod; never passed through from the manifest. The twin's pods
+# always bind loopback, whatever address the manifest's pods listen on.
+TWIN_MANAGED_FLAGS = {
+    "--pod-name",
+    "--host",
+    "--grpc-port",
+    "--http-port",
+    "--time-scale",
+    *FLAG_TO_FIELD,
+}
 
 
 class EnvVar(K8sPart):
