@@ -108,3 +108,13 @@ def test_no_kill_event_is_an_error():
     tl = timeline()
     with pytest.raises(ValueError, match="no kill_pods"):
         podkill(frame(steady()), tl[tl["source"] != "chaos"])
+
+
+def test_calls_on_new_pods_counts_only_ok_calls_to_unknown_pods_after_the_kill():
+    from loadgate.judge.podkill import calls_on_new_pods
+
+    rows = steady()
+    rows.append(call(KILL + 5, KILL + 5.1, served_by="127.0.0.1:9009"))  # the replacement
+    rows.append(call(KILL + 6, KILL + 6.1, "UNAVAILABLE", served_by="127.0.0.1:9009"))
+    rows.append(call(KILL - 5, KILL - 4.9, served_by="127.0.0.1:9008"))  # before the kill
+    assert calls_on_new_pods(frame(rows), {ADDR, OTHER}, KILL) == 1

@@ -55,6 +55,9 @@ class Flood:
     statuses: Counter = field(default_factory=Counter)
     rejection_ms: list[float] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    # An Event, not Thread.join/is_alive: a join interrupted by Ctrl-C (KeyboardInterrupt in the
+    # main thread) can leave CPython reporting a live thread as stopped.
+    _done: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
@@ -71,12 +74,12 @@ class Flood:
 
     def wait(self, timeout: float | None = None) -> Flood:
         if self._thread is not None:
-            self._thread.join(self.duration_s + 10 if timeout is None else timeout)
+            self._done.wait(self.duration_s + 10 if timeout is None else timeout)
         return self
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._thread is not None and not self._done.is_set()
 
     def _run(self) -> None:
         channel = grpc.insecure_channel(
@@ -111,6 +114,7 @@ class Flood:
                 time.sleep(0.02)
             channel.close()
             self.ended = time.time()
+            self._done.set()
 
     def result(self) -> dict:
         rej = sorted(self.rejection_ms)

@@ -124,13 +124,13 @@ def _ready_at_spec(platform: Platform, at_least: int | None) -> tuple[bool, str]
 
 
 def replicas_restored(timeout_s: float = 60.0, at_least: int = None, configuration: dict = None):
-    """True once the ready replicas reach the Deployment's spec count (and `at_least`, default
-    the count before this experiment's first fault), waiting up to `timeout_s`."""
+    """True once the ready replicas reach the Deployment's spec count (and `at_least` when
+    given), waiting up to `timeout_s`. The spec is re-read at each look, so an autoscaler
+    moving it meanwhile is followed."""
     platform = platform_for(configuration)
-    floor = at_least if at_least is not None else session.current().replicas_before
     deadline = time.monotonic() + _bound(timeout_s, "timeout_s")
     while True:
-        ok, _ = _ready_at_spec(platform, floor)
+        ok, _ = _ready_at_spec(platform, at_least)
         if ok or time.monotonic() >= deadline:
             return ok
         time.sleep(_POLL_S / 2)

@@ -154,3 +154,10 @@ def podkill(
         baseline_p99_ms=baseline,
         p99_recovery_s=recovery,
     )
+
+
+def calls_on_new_pods(samples: pd.DataFrame, known: list[str] | set[str], after: float) -> int:
+    """OK calls sent after `after` and served by a pod not in `known` (the replacement serving)."""
+    served = samples["served_by"].fillna("")
+    new = ~served.isin(set(known)) & (served != "")
+    return int((new & (samples["status"] == names.OK) & (samples["start"] > after)).sum())
