@@ -78,3 +78,21 @@ def test_bad_override_is_a_user_error(tmp_path):
     r = loadgate(tmp_path, "up", "--manifests", str(FIXTURES), "--replicas", "-1")
     assert r.returncode == 2
     assert r.stderr.startswith("loadgate: error:") and "Traceback" not in r.stderr
+
+
+def test_children_die_with_a_killed_twin(tmp_path):
+    up = loadgate(
+        tmp_path, "up", "--detach", "--manifests", str(FIXTURES), "--no-autoscaler",
+        "--replicas", "2",
+    )  # fmt: skip
+    assert up.returncode == 0, up.stderr
+    state = json.loads((tmp_path / ".loadgate" / "twin" / "state.json").read_text())
+    daemon = psutil.Process(state["pid"])
+    children = daemon.children(recursive=True)
+    assert len(children) >= 4  # haproxy, prometheus, 2 pods
+    daemon.kill()  # no chance to clean up: PDEATHSIG must do it
+    gone, alive = psutil.wait_procs(children, timeout=20)
+    for p in alive:  # leave nothing behind even when the test fails
+        p.kill()
+    assert not alive, [p.cmdline() for p in alive]
+    assert loadgate(tmp_path, "down").returncode == 0  # stale state is cleaned up
