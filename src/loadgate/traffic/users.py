@@ -53,8 +53,9 @@ class GrpcStatus(Exception):
 class Proc:
     """State of one Locust process (each worker has its own after the fork)."""
 
-    def __init__(self, scenario: Scenario) -> None:
+    def __init__(self, scenario: Scenario, driven: bool) -> None:
         self.scenario = scenario
+        self.driven = driven  # run by `loadgate run` (a controller walks the phases)
         self.requests = {c.name: kserve.build_request(c) for c in scenario.classes}
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.buffer = RowBuffer(self.worker)
@@ -68,7 +69,9 @@ class Proc:
         self.stopping = False
         self.final_sent = False
         self.active = 0  # calls handed to a greenlet whose row is not written yet
-        self.phase = self.scenario.phases[0].name if self.scenario.open_loop else "closed"
+        # Driven runs start in the first phase (the controller announces the next ones);
+        # without a controller (Locust's web UI) the scenario's phases do not apply.
+        self.phase = self.scenario.phases[0].name if self.driven else "ui"
         self.stats = {"scheduled": 0, "sent": 0, "dropped": 0, "max_active": 0}
 
     def connect(self, host: str | None) -> None:
@@ -273,8 +276,8 @@ def setup(scenario_path: str | Path) -> dict[str, type[User]]:
     """Load the scenario for this process and return the user classes to export."""
     global PROC
     sc = load_scenario(scenario_path)
-    PROC = Proc(sc)
     driven = os.environ.get("LOADGATE_DRIVER") == "1"
+    PROC = Proc(sc, driven)
     return user_classes(sc, open_loop=driven and sc.open_loop)
 
 
