@@ -89,6 +89,7 @@ class Supervisor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="twin-supervisor", daemon=True)
         self.error: BaseException | None = None
+        self._last_ready: int | None = None
         (run_dir / "pods").mkdir(parents=True, exist_ok=True)
 
     # -- public API (any thread) -------------------------------------------------------------
@@ -250,7 +251,7 @@ class Supervisor:
 
     def _record_replicas(self) -> None:
         ready = sum(1 for p in self._pods.values() if p.ready)
-        if ready != getattr(self, "_last_ready", None):
+        if ready != self._last_ready:
             self._last_ready = ready
             self.log.metric("twin", "replicas_ready", {"deployment": self.spec.deployment}, ready)
 
