@@ -43,8 +43,14 @@ def test_readiness_dropout(run_gate, gate_config):
     limit = (
         run.facts["ready_max_queue"] or 50
     )  # the manifests' limit, even when a twin turns it off
+    # return_grace: the twin records readiness by polling HAProxy every 0.1 s, so a call can
+    # start on a pod a moment before its recorded return to ready.
     r = judge.readiness(
-        run.samples, run.timeline, probe_interval=run.threshold("probe_grace_s"), queue_limit=limit
+        run.samples,
+        run.timeline,
+        probe_interval=run.threshold("probe_grace_s"),
+        queue_limit=limit,
+        return_grace=0.25,
     )
     flooded = (run.during_result or {}).get("pod")
     run.check(

@@ -106,3 +106,11 @@ def test_calls_labelled_with_the_pod_name_are_mapped_too():
     s = pd.concat([s, pd.DataFrame({"start": [15.0], "end": [15.1], "served_by": ["pod-a"]})])
     r = readiness(s, timeline(), probe_interval=1.0)
     assert r.calls_to_not_ready == 1 and r.offending_pods == {"pod-a": 1}
+
+
+def test_return_grace_forgives_calls_just_before_the_recorded_return():
+    # 17.9 is 0.1 s before pod-a's recorded return to ready (18): counted by default,
+    # forgiven with a 0.25 s return grace; 13.0 stays a violation either way.
+    s = samples(np.array([13.0, 17.9]))
+    assert readiness(s, timeline(), probe_interval=1.0).calls_to_not_ready == 2
+    assert readiness(s, timeline(), probe_interval=1.0, return_grace=0.25).calls_to_not_ready == 1

@@ -38,7 +38,7 @@ class ReadinessResult:
     pods_dropped: tuple[str, ...]
     returned: int  # drops followed by a return to ready
     not_ready_s: float  # total pod-seconds not ready (until the end of the timeline)
-    calls_to_not_ready: int  # calls started on a not-ready pod beyond the grace period
+    calls_to_not_ready: int  # calls started on a not-ready pod beyond the grace (either end)
     calls_in_grace: int  # calls started on a not-ready pod within the grace period
     overloads: int  # episodes of a pod's queue above the limit
     overloads_not_dropped: int  # ... where the pod was not (or not soon) marked not ready
@@ -56,7 +56,7 @@ def _calls_on_not_ready(samples: pd.DataFrame, tr: pd.DataFrame) -> pd.DataFrame
     keyed = keyed[keyed["key"] != ""].astype({"key": str})
     calls = samples[samples["served_by"].isin(keyed["key"].unique())]
     if calls.empty:
-        return pd.DataFrame({"start": [], "pod": [], "since": []})
+        return pd.DataFrame({"start": [], "pod": [], "since": [], "until": []})
     left = pd.DataFrame(
         {"start": calls["start"].astype(float), "key": calls["served_by"].astype(str)}
     )
@@ -70,7 +70,22 @@ def _calls_on_not_ready(samples: pd.DataFrame, tr: pd.DataFrame) -> pd.DataFrame
         direction="backward",
     )
     bad = m[m["ready"].eq(False)]
-    return bad.assign(since=bad["start"] - bad["t_state"])
+    # `until`: time left to the pod's next recorded state. Readiness is recorded when the twin or
+    # the API server observes it, a little after the proxy acted on it, so a call started just
+    # before a recorded return to ready went to a pod the proxy already saw ready.
+    nxt = pd.merge_asof(
+        bad[["start", "key"]].sort_values("start", kind="stable"),
+        right.rename(columns={"t_state": "t_next"})[["t_next", "key"]].sort_values("t_next"),
+        left_on="start",
+        right_on="t_next",
+        by="key",
+        direction="forward",
+        allow_exact_matches=False,
+    )
+    until = (nxt["t_next"] - nxt["start"]).fillna(float("inf")).to_numpy()
+    return bad.sort_values("start", kind="stable").assign(
+        since=lambda d: d["start"] - d["t_state"], until=until
+    )
 
 
 def _overload_episodes(
@@ -91,6 +106,7 @@ def readiness(
     probe_interval: float = 1.0,
     queue_limit: float = 50,
     drop_within: float | None = None,
+    return_grace: float = 0.0,
     ready_metric: str = names.READY_METRIC,
     ready_sources=names.READY_SOURCES,
     queue_metric: str = names.QUEUE_METRIC,
@@ -99,7 +115,9 @@ def readiness(
 ) -> ReadinessResult:
     """probe_interval: the grace after a pod turns not ready before a call sent to it counts as a
     violation. drop_within: how soon after its queue first exceeds queue_limit the pod must be
-    marked not ready (default two probe intervals plus one second of scrape delay)."""
+    marked not ready (default two probe intervals plus one second of scrape delay).
+    return_grace: a call started this close before the pod's recorded return to ready is not
+    counted (readiness is recorded when observed, slightly after the proxy saw it)."""
     tr = transitions(timeline, ready_metric, ready_sources, pod_label, address_label)
     within = drop_within if drop_within is not None else 2 * probe_interval + 1.0
     # drops: a not-ready state after the pod was seen (its first observation may be not ready)
@@ -112,7 +130,7 @@ def readiness(
     not_ready_s = float((t_next - tr["time"])[~tr["ready"]].sum())
 
     bad = _calls_on_not_ready(samples, tr)
-    late = bad[bad["since"] > probe_interval]
+    late = bad[(bad["since"] > probe_interval) & (bad["until"] > return_grace)]
 
     ep, max_queue = (
         _overload_episodes(timeline, queue_limit, queue_metric, pod_label)
