@@ -118,3 +118,13 @@ def test_calls_on_new_pods_counts_only_ok_calls_to_unknown_pods_after_the_kill()
     rows.append(call(KILL + 6, KILL + 6.1, "UNAVAILABLE", served_by="127.0.0.1:9009"))
     rows.append(call(KILL - 5, KILL - 4.9, served_by="127.0.0.1:9008"))  # before the kill
     assert calls_on_new_pods(frame(rows), {ADDR, OTHER}, KILL) == 1
+
+
+def test_a_single_later_spike_does_not_undo_a_recovery():
+    rows = []
+    for x in steady():
+        t = x["intended"]
+        slow = KILL <= t < KILL + 2 or KILL + 10 <= t < KILL + 12  # the kill, then one spike
+        rows.append(call(t, t + (2.0 if slow else 0.1)))
+    r = podkill(frame(rows), timeline(), window_s=2.0, hold=2)
+    assert r.p99_recovery_s == pytest.approx(2.0)

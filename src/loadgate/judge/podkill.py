@@ -6,8 +6,9 @@
   its response headers names nobody); every other failure counts against the stack;
 - every call is accounted for (`accounting`);
 - the ready replica count is back to its pre-kill value within a bound (`replica_back_s`);
-- p99 of short requests recovers: the first window start after the kill from which every
-  window's p99 stays within max(baseline × factor, baseline + slack) (`p99_recovery_s`).
+- p99 of short requests recovers: the first window start after the kill from which `hold`
+  consecutive windows have p99 within max(baseline × factor, baseline + slack)
+  (`p99_recovery_s`).
 """
 
 from __future__ import annotations
@@ -91,8 +92,11 @@ def p99_recovery_s(
     window_s: float,
     factor: float,
     slack_ms: float,
+    hold: int = 2,
 ) -> tuple[float, float]:
-    """(baseline p99 ms before the kill, seconds from the kill until p99 stays within bound)."""
+    """(baseline p99 ms before the kill, seconds from the kill to the first window that starts
+    `hold` consecutive windows with p99 within the bound). NaN when that never happens: a
+    single later spike does not undo a recovery, a stack that stays slow never recovers."""
     short = samples[samples["cls"] == cls]
     before = short[(short["status"] == names.OK) & (short["end"] < kill_time)]
     if before.empty:
@@ -103,13 +107,14 @@ def p99_recovery_s(
     table = latency_percentiles(after, window=window_s, by=None, t0=kill_time)
     if table.empty:
         return baseline, math.nan
-    bad = table["p99"].to_numpy() > bound
-    if not bad.any():
-        return baseline, 0.0
-    last_bad = int(np.nonzero(bad)[0][-1])
-    if last_bad == len(table) - 1:
-        return baseline, math.nan  # still above the bound in the last window
-    return baseline, float(table["time"].iloc[last_bad + 1] - kill_time)
+    # every window from the kill on, empty ones included (no OK call is no recovery)
+    starts = kill_time + window_s * np.arange(int((table["time"].max() - kill_time) / window_s) + 1)
+    p99 = pd.Series(table["p99"].to_numpy(), index=np.round(table["time"].to_numpy(), 6))
+    good = np.array([p99.get(round(t, 6), np.inf) <= bound for t in starts])
+    for i in range(len(good) - hold + 1):
+        if good[i : i + hold].all():
+            return baseline, float(starts[i] - kill_time)
+    return baseline, math.nan
 
 
 def podkill(
@@ -123,6 +128,7 @@ def podkill(
     window_s: float = 2.0,
     factor: float = 1.5,
     slack_ms: float = 50.0,
+    hold: int = 2,
     ready_metric: str = names.REPLICAS_READY_METRIC,
 ) -> PodKillResult:
     """The pod-kill figures; the kill defaults to the first `kill_pods` event of the timeline."""
@@ -140,7 +146,7 @@ def podkill(
     on_victim = calls["served_by"].fillna("").isin(names_of_victim) & (
         (calls["start"] <= kill_time) & (calls["end"] >= kill_time)
     )
-    baseline, recovery = p99_recovery_s(calls, kill_time, cls, window_s, factor, slack_ms)
+    baseline, recovery = p99_recovery_s(calls, kill_time, cls, window_s, factor, slack_ms, hold)
     acc = accounting(samples)
     return PodKillResult(
         kill_time=float(kill_time),

@@ -1,0 +1,100 @@
+"""Gate: one model pod is killed (SIGKILL) during steady mixed load.
+
+Only calls in flight on that pod may fail (none elsewhere, none later); every call is accounted
+for; the Deployment's replacement is ready and serving within a bound; p99 of short requests
+recovers within a bound. The kill happens at the start of the scenario's `kill` phase; figures
+come from `loadgate.judge.podkill`, thresholds from loadgate.yaml's `gates.pod_kill`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from loadgate.judge.podkill import calls_on_new_pods, podkill
+from loadgate.traffic.live import read_live
+
+pytestmark = [pytest.mark.gate("pod_kill")]
+
+KILL_PHASE = "kill"
+FIRST_CALL_TIMEOUT_S = 120.0  # Locust may take a while to start on a busy machine
+# p99 of short requests is judged in 4 s windows against max(2 x baseline, baseline + 50 ms),
+# and counts as recovered once two windows in a row are within it.
+WINDOW_S, FACTOR, HOLD = 4.0, 2.0, 2
+
+
+def first_send(out_dir: Path, timeout: float) -> float:
+    """Scheduled send of the load's first call (the kill is timed from it, not from the
+    generator's start-up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = read_live(out_dir)
+        if len(rows):
+            return float(rows["intended"].min())
+        time.sleep(0.2)
+    raise TimeoutError(f"no call finished within {timeout:.0f}s of the load's start")
+
+
+def kill_offset_s(scenario) -> float:
+    """Seconds from the load's start to the start of the `kill` phase."""
+    offset = 0.0
+    for phase in scenario.phases:
+        if phase.name == KILL_PHASE:
+            return offset
+        offset += phase.duration_s
+    raise AssertionError(f"scenario {scenario.name} has no '{KILL_PHASE}' phase")
+
+
+def test_pod_kill(run_gate, gate_session):
+    offset = kill_offset_s(gate_session.scenarios["pod_kill"])
+    out_dir = gate_session.run_dir / "gates" / "pod_kill"
+
+    def kill_one_pod(platform, load_start: float) -> dict:
+        t0 = first_send(out_dir, FIRST_CALL_TIMEOUT_S)
+        time.sleep(max(0.0, t0 + offset - time.time()))
+        victim = sorted((p for p in platform.pods() if p.ready), key=lambda p: p.name)[0]
+        t = time.time()
+        killed = platform.kill_pods(names=[victim.name], grace_period=0)
+        assert killed == [victim.name], f"kill_pods returned {killed}"
+        return {"time": t, "pod": victim.name, "address": victim.address}
+
+    run = run_gate("pod_kill", during=kill_one_pod)
+    kill = run.during_result
+    assert kill, f"the pod was not killed: {run.during_error}"
+    r = podkill(
+        run.samples,
+        run.timeline,
+        kill_time=kill["time"],
+        victim=kill["pod"],
+        victim_address=kill["address"],
+        grace_s=float(run.facts.get("probe_s", 0.5)) * 2,
+        window_s=WINDOW_S,
+        factor=FACTOR,
+        hold=HOLD,
+    )
+    run.note("victim_inflight", r.victim_inflight)
+    run.note("failed_attributable", r.failed_attributable)
+    run.note("baseline_p99_ms", r.baseline_p99_ms)
+    run.check(
+        "failed_elsewhere", r.failed_elsewhere, "<=", "failed_elsewhere_max",
+        what="failed calls not in flight on the killed pod",
+    )  # fmt: skip
+    run.check(
+        "accounted", 1.0 if r.accounted else 0.0, ">=", "accounted_min",
+        what="every call ended in exactly one outcome",
+    )  # fmt: skip
+    run.check(
+        "replica_back_s", r.replica_back_s, "<=", "replica_back_s_max", unit="s",
+        what="kill -> ready replicas back to the pre-kill count",
+    )  # fmt: skip
+    run.check(
+        "new_pod_calls", calls_on_new_pods(run.samples, run.pods, kill["time"]), ">=",
+        "new_pod_calls_min", what="OK calls served by the replacement pod",
+    )  # fmt: skip
+    run.check(
+        "p99_recovery_s", r.p99_recovery_s, "<=", "p99_recovery_s_max", unit="s",
+        what="kill -> p99 of llm-short back within max(2 x baseline, baseline + 50 ms)",
+    )  # fmt: skip
+    run.assert_passed()
