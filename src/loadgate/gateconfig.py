@@ -170,7 +170,9 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or not key:
+        if not sep and key == "no_autoscaler":
+            value = "true"
+        elif not sep or not key:
             raise UserError(f"--twin-override {item!r}: expected KEY=VALUE, e.g. lb=round_robin")
         if key not in TwinOverrides.model_fields:
             raise UserError(

@@ -1,0 +1,112 @@
+"""loadgate.yaml: the shipped file is valid; mistakes are one line naming the file and key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loadgate.errors import UserError
+from loadgate.gate_session import format_table
+from loadgate.gateconfig import load_gate_config, parse_overrides, with_overrides
+from loadgate.judge.verdict import check
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIO = {
+    "arrival": "constant",
+    "classes": ["short"],
+    "phases": [{"name": "steady", "duration_s": 5, "rate": 2}],
+}
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    p = tmp_path / "loadgate.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def base() -> dict:
+    return {
+        "classes": [{"name": "short", "model": "llm", "kind": "llm_stream", "max_tokens": 50}],
+        "gates": {"balance": {"scenario": copy.deepcopy(SCENARIO), "window": "steady",
+                              "thresholds": {"imbalance_p95_max": 1.5}}},
+    }  # fmt: skip
+
+
+def test_shipped_config_and_every_gate_scenario_load():
+    cfg, scenarios = load_gate_config(ROOT / "loadgate.yaml")
+    assert {"balance", "fail_fast", "readiness", "scale_up"} <= set(cfg.gates)
+    assert cfg.stack.kind == "twin" and cfg.stack.manifests.is_dir()
+    assert scenarios["fail_fast"].open_loop
+    assert cfg.gates["readiness"].flood is not None
+    assert cfg.threshold("balance", "imbalance_p95_max") > 1.0
+
+
+def test_inline_scenario_takes_classes_by_name(tmp_path):
+    cfg, scenarios = load_gate_config(write(tmp_path, base()))
+    sc = scenarios["balance"]
+    assert sc.name == "gate-balance" and sc.classes[0].max_tokens == 50
+
+
+def test_unknown_key_names_file_and_key_path(tmp_path):
+    data = base()
+    data["gates"]["balance"]["treshold"] = {}
+    with pytest.raises(UserError, match=r"loadgate.yaml: gates.balance.treshold: unknown key"):
+        load_gate_config(write(tmp_path, data))
+
+
+def test_misspelt_threshold_of_a_known_gate_is_an_error(tmp_path):
+    data = base()
+    data["gates"]["balance"]["thresholds"] = {"imbalance_p59_max": 1.5}
+    with pytest.raises(UserError, match=r"imbalance_p59_max: unknown threshold"):
+        load_gate_config(write(tmp_path, data))
+
+
+def test_unknown_class_name_and_unknown_window_are_errors(tmp_path):
+    data = base()
+    data["gates"]["balance"]["scenario"]["classes"] = ["shrot"]
+    with pytest.raises(UserError, match=r"classes\[0\]: no class 'shrot'"):
+        load_gate_config(write(tmp_path, data))
+    data = base()
+    data["gates"]["balance"]["window"] = "flood"
+    with pytest.raises(UserError, match=r"gates.balance.window: no phase 'flood'"):
+        load_gate_config(write(tmp_path, data))
+
+
+def test_bad_scenario_inside_is_named(tmp_path):
+    data = base()
+    data["gates"]["balance"]["scenario"]["phases"][0]["rate"] = -1
+    with pytest.raises(UserError, match=r"gates.balance.scenario: phases\[0\].rate"):
+        load_gate_config(write(tmp_path, data))
+
+
+def test_kubernetes_stack_needs_its_block(tmp_path):
+    data = base()
+    data["stack"] = {"kind": "kubernetes"}
+    with pytest.raises(UserError, match="needs a top-level 'kubernetes:' block"):
+        load_gate_config(write(tmp_path, data))
+
+
+def test_twin_overrides_parse_and_validate(tmp_path):
+    cfg, _ = load_gate_config(write(tmp_path, base()))
+    assert parse_overrides(["lb=round_robin", "no-autoscaler"]) == {
+        "lb": "round_robin",
+        "no_autoscaler": True,
+    }
+    new = with_overrides(cfg, ["lb=round_robin", "max_requests=0"])
+    assert new.stack.twin.lb == "round_robin" and new.stack.twin.max_requests == 0
+    assert cfg.stack.twin.lb is None  # the original is untouched
+    with pytest.raises(UserError, match="unknown"):
+        parse_overrides(["lbb=round_robin"])
+    with pytest.raises(UserError, match="--twin-override: lb"):
+        with_overrides(cfg, ["lb=maglev"])
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        parse_overrides(["round_robin"])
+
+
+def test_verdict_table_says_pass_fail_and_invalid():
+    vs = [check("balance", "imbalance_p95", 1.2, "<=", 1.6), check("fail_fast", "x", None, ">=", 1)]
+    table = format_table(vs)
+    assert "PASS" in table.splitlines()[1] and "FAIL" in table.splitlines()[2]
