@@ -83,6 +83,14 @@ def test_mixed_traffic_two_processes_one_consistent_file(twin, tmp_path):
     streams = ok[ok["cls"] == "llm-short"]
     assert (streams["tokens"] == 50).all() and (streams["first_byte"] < streams["end"]).all()
     assert (ok[ok["cls"] == "llm-unary"]["tokens"] == 20).all()
+    gaps = pq.read_table(tmp_path / "run" / "token_gaps.parquet").to_pandas()
+    assert list(gaps["cls"]) == list(df["cls"])  # the sidecar lines up with the samples
+    assert (
+        gaps[(df["cls"] == "llm-short").to_numpy() & (df["status"] == "OK").to_numpy()]["itl_p50"]
+        .notna()
+        .all()
+    )
+    assert r.summary["classes"]["llm-short"]["itl_p50_s"] > 0
     assert (df["start"] >= df["intended"]).all() and (df["end"] >= df["start"]).all()
     assert r.summary["generator"]["dropped"] == 0 and r.summary["generator"]["processes"] == 2
     assert (tmp_path / "run" / "locust_stats.csv").exists() and r.locust_html.exists()

@@ -22,7 +22,7 @@ def test_take_ships_columns_in_contract_order_and_empties_the_buffer():
     buf = RowBuffer("w1")
     fill(buf, 3, 100.0)
     cols = buf.take()
-    assert list(cols) == SAMPLE_COLUMNS
+    assert list(cols)[: len(SAMPLE_COLUMNS)] == SAMPLE_COLUMNS
     assert cols["worker"] == ["w1"] * 3 and cols["intended"][0] == 100.0
     assert buf.rows == [] and buf.total == 3
     assert all(len(v) == 0 for v in buf.take().values())
@@ -67,3 +67,16 @@ def test_read_recent_keeps_only_the_window(tmp_path):
     assert len(read_recent(tmp_path, 5, now=now)) == 10
     assert len(read_recent(tmp_path, 60, now=now)) == 20
     assert read_recent(tmp_path / "nothing", 5).empty
+
+
+def test_token_gap_sidecar_lines_up_with_the_samples(tmp_path):
+    col = Collector(tmp_path)
+    buf = RowBuffer("w")
+    buf.add(2.0, 2.0, 2.1, 3.0, "llm", "llm", "OK", "p", 50, 10, "s", 0.02, 0.05)
+    buf.add(1.0, 1.0, 1.1, 2.0, "cv", "cv", "OK", "p", 0, 10, "s")
+    col.add(buf.take())
+    samples = read_samples(col.finish())
+    gaps = pq.read_table(tmp_path / "token_gaps.parquet").to_pandas()
+    assert list(samples["cls"]) == list(gaps["cls"]) == ["cv", "llm"]
+    assert math.isnan(gaps["itl_p50"][0]) and gaps["itl_max"][1] == 0.05
+    assert "itl_p50" not in samples.columns  # the contract stays exact

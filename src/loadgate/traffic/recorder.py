@@ -10,6 +10,7 @@ end. Files are written to a temporary name and renamed, so readers never see a p
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -23,9 +24,16 @@ from loadgate.schema import SAMPLE_COLUMNS, SAMPLE_SCHEMA
 LIVE_DIR = "live"
 SAMPLES_FILE = "samples.parquet"
 GENERATOR_FILE = "generator.json"
+TOKEN_GAPS_FILE = "token_gaps.parquet"
 
-# Column order of a row tuple: exactly the contract's.
-ROW_FIELDS = tuple(SAMPLE_COLUMNS)
+# Per-call inter-token gap figures (streams only, NaN otherwise). They are not part of the
+# samples contract (yet): they travel with each row and land in a sidecar file whose rows line
+# up one to one with samples.parquet.
+EXTRA_SCHEMA = pa.schema([("itl_p50", pa.float64()), ("itl_max", pa.float64())])
+ROW_SCHEMA = pa.schema(list(SAMPLE_SCHEMA) + list(EXTRA_SCHEMA))
+# Column order of a row tuple: the contract's, then the extras.
+ROW_FIELDS = tuple(SAMPLE_COLUMNS) + tuple(EXTRA_SCHEMA.names)
+GAP_COLUMNS = ["intended", "worker", "cls", "itl_p50", "itl_max"]
 
 
 class RowBuffer:
@@ -51,6 +59,8 @@ class RowBuffer:
         tokens: int,
         nbytes: int,
         phase: str,
+        itl_p50: float = math.nan,
+        itl_max: float = math.nan,
     ) -> None:
         self.rows.append(
             (
@@ -66,6 +76,8 @@ class RowBuffer:
                 nbytes,
                 phase,
                 self.worker,
+                itl_p50,
+                itl_max,
             )
         )
         self.total += 1
@@ -83,7 +95,10 @@ def columns(rows: list[tuple]) -> dict[str, list]:
 
 
 def to_batch(cols: dict[str, Any]) -> pa.RecordBatch:
-    return pa.RecordBatch.from_pydict({n: cols[n] for n in ROW_FIELDS}, schema=SAMPLE_SCHEMA)
+    """Columns -> batch of ROW_SCHEMA (extras default to NaN for senders without them)."""
+    n = len(cols["intended"])
+    data = {f: cols.get(f) if f in cols else [math.nan] * n for f in ROW_FIELDS}
+    return pa.RecordBatch.from_pydict(data, schema=ROW_SCHEMA)
 
 
 def _atomic_write(table: pa.Table, path: Path) -> None:
@@ -134,17 +149,19 @@ class Collector:
         self.live_from = len(self.batches)
         path = self.live_dir / f"chunk-{self.chunk_seq:06d}.parquet"
         self.chunk_seq += 1
-        _atomic_write(pa.Table.from_batches(new, schema=SAMPLE_SCHEMA), path)
+        table = pa.Table.from_batches(new, schema=ROW_SCHEMA).select(SAMPLE_SCHEMA.names)
+        _atomic_write(table, path)
         return path
 
     def finish(self, extra: dict | None = None) -> Path:
         """samples.parquet (all rows, by intended send time) and generator.json."""
         self.flush_live(force=True)
-        table = pa.Table.from_batches(self.batches, schema=SAMPLE_SCHEMA)
+        table = pa.Table.from_batches(self.batches, schema=ROW_SCHEMA)
         if table.num_rows:
-            table = table.sort_by([("intended", "ascending")])
+            table = table.sort_by([("intended", "ascending"), ("worker", "ascending")])
         path = self.out_dir / SAMPLES_FILE
-        _atomic_write(table, path)
+        _atomic_write(table.select(SAMPLE_SCHEMA.names), path)
+        _atomic_write(table.select(GAP_COLUMNS), self.out_dir / TOKEN_GAPS_FILE)
         info = {"rows": table.num_rows, "workers": self.workers, **(extra or {})}
         gen = self.out_dir / GENERATOR_FILE
         gen.with_name(f".{gen.name}.tmp").write_text(json.dumps(info, indent=2, sort_keys=True))

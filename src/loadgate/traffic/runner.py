@@ -27,6 +27,7 @@ from pathlib import Path
 
 import grpc
 import pandas as pd
+import pyarrow.parquet as pq
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
@@ -35,7 +36,7 @@ from loadgate.procs import spawn, stop
 from loadgate.schema import read_samples
 from loadgate.traffic import kserve
 from loadgate.traffic.live import read_recent
-from loadgate.traffic.recorder import GENERATOR_FILE, LIVE_DIR, SAMPLES_FILE
+from loadgate.traffic.recorder import GENERATOR_FILE, LIVE_DIR, SAMPLES_FILE, TOKEN_GAPS_FILE
 from loadgate.traffic.scenario import Scenario
 from loadgate.traffic.summary import format_table, progress_line, summarize
 
@@ -179,7 +180,7 @@ class RunHandle:
         df = read_samples(samples_path)
         gen_path = self.out_dir / GENERATOR_FILE
         generator = json.loads(gen_path.read_text()) if gen_path.exists() else {}
-        summary = summarize(df, self.scenario, generator)
+        summary = summarize(_with_token_gaps(df, self.out_dir), self.scenario, generator)
         summary["target"] = self.target
         summary["out_dir"] = str(self.out_dir)
         (self.out_dir / "traffic_summary.json").write_text(json.dumps(summary, indent=2))
@@ -200,9 +201,20 @@ class RunHandle:
         stop(self.proc, grace=5)
 
 
+def _with_token_gaps(df: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
+    """samples + the sidecar's per-call gap figures (same rows, same order), for the summary."""
+    path = out_dir / TOKEN_GAPS_FILE
+    if not path.exists():
+        return df
+    gaps = pq.read_table(path).to_pandas()
+    if len(gaps) != len(df):
+        return df
+    return df.assign(itl_p50=gaps["itl_p50"].to_numpy(), itl_max=gaps["itl_max"].to_numpy())
+
+
 def _clear_previous(out_dir: Path) -> None:
     """A reused run directory must not hand back an earlier run's stop request or rows."""
-    for name in (".stop", SAMPLES_FILE, GENERATOR_FILE):
+    for name in (".stop", SAMPLES_FILE, GENERATOR_FILE, TOKEN_GAPS_FILE):
         (out_dir / name).unlink(missing_ok=True)
     live = out_dir / LIVE_DIR
     if live.is_dir():

@@ -41,6 +41,10 @@ def class_figures(df: pd.DataFrame, duration_s: float) -> dict:
         "tokens": int(df["tokens"].sum()),
         "statuses": {str(k): int(v) for k, v in statuses.items()},
         "served_by": int(ok["served_by"].ne("").sum()),
+        # Inter-token gaps (streams): median over calls of each call's median gap, and p99 over
+        # calls of each call's largest gap. Only when the token_gaps sidecar was joined in.
+        "itl_p50_s": _q(ok["itl_p50"], 0.5) if "itl_p50" in ok else None,
+        "itl_max_p99_s": _q(ok["itl_max"], 0.99) if "itl_max" in ok else None,
     }
 
 
@@ -115,7 +119,7 @@ def _ms(v: float | None) -> str:
 
 def format_table(summary: dict) -> str:
     head = f"{'class':<14}{'count':>7}{'rate/s':>8}{'ok%':>7}{'p50 ms':>9}{'p99 ms':>9}"
-    head += f"{'ttft50':>8}{'ttft99':>8}{'rejected':>10}{'errors':>8}"
+    head += f"{'ttft50':>8}{'ttft99':>8}{'itl50':>7}{'rejected':>10}{'errors':>8}"
     lines = [head]
     rows = list(summary["classes"].items()) + [("TOTAL", summary["total"])]
     for name, f in rows:
@@ -123,7 +127,7 @@ def format_table(summary: dict) -> str:
         lines.append(
             f"{name:<14}{f['count']:>7}{f['rate']:>8.1f}{ok:>7}{_ms(f['latency_p50_s']):>9}"
             f"{_ms(f['latency_p99_s']):>9}{_ms(f['ttft_p50_s']):>8}{_ms(f['ttft_p99_s']):>8}"
-            f"{f['rejected']:>10}{f['errors']:>8}"
+            f"{_ms(f.get('itl_p50_s')):>7}{f['rejected']:>10}{f['errors']:>8}"
         )
     g = summary["generator"]
     target = "-" if g["target_rate"] is None else f"{g['target_rate']:.1f}/s"

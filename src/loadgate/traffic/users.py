@@ -110,6 +110,7 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
     if intended is None:
         intended = start
     first, tokens, nbytes, status, md, call = NAN, 0, 0, "OK", None, None
+    gaps: list[float] = []
     client = proc.scenario.client
     try:
         if proc.stopping:
@@ -120,9 +121,14 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
         if cls.kind == "llm_stream":
             call = proc.stub.ModelStreamInfer(iter((req,)), timeout=timeout, metadata=proc.md)
             proc.inflight.add(call)
+            last = NAN
             for msg in call:
+                now = time.time()
                 if first != first:
-                    first = time.time()
+                    first = now
+                else:
+                    gaps.append(now - last)
+                last = now
                 if msg.error_message:
                     status = "UNKNOWN"  # in-stream error: Triton sends no code with it
                     continue
@@ -154,8 +160,21 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
         served = kserve.served_by(
             kserve.metadata_dict(md), client.served_by_header, client.served_by_fallback
         )
+        itl_p50, itl_max = _gap_figures(gaps)
         proc.buffer.add(
-            intended, start, first, end, cls.name, cls.model, status, served, tokens, nbytes, phase
+            intended,
+            start,
+            first,
+            end,
+            cls.name,
+            cls.model,
+            status,
+            served,
+            tokens,
+            nbytes,
+            phase,
+            itl_p50,
+            itl_max,
         )
         env.events.request.fire(
             request_type="grpc",
@@ -166,6 +185,14 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
             context={"status": status, "served_by": served},
             exception=None if status == "OK" else GrpcStatus(status),
         )
+
+
+def _gap_figures(gaps: list[float]) -> tuple[float, float]:
+    """Median and largest gap between a stream's messages (NaN for fewer than 2 messages)."""
+    if not gaps:
+        return NAN, NAN
+    ordered = sorted(gaps)
+    return ordered[len(ordered) // 2], ordered[-1]
 
 
 def _picker(classes: list[TrafficClass]):
