@@ -49,6 +49,7 @@ def modelserver_command(spec: TwinSpec) -> PodCommand:
     from loadgate.modelserver.process import modelserver_cmd
 
     opts: dict = {
+        "host": "127.0.0.1",  # the twin's pods live on loopback; HAProxy names them by port
         "time_scale": spec.time_scale,
         "max_batch_size": spec.max_batch_size,
         "ready_max_queue": spec.ready_max_queue or 0,
