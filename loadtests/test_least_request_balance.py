@@ -33,7 +33,13 @@ def test_least_request_balance(run_gate):
         "queued_while_idle_max",
         what="share of time a pod holds a full batch while another is idle",
     )
-    run.note("imbalance_mean", b.imbalance_mean)
+    run.check(
+        "imbalance_mean",
+        b.imbalance_mean,
+        "<=",
+        "imbalance_mean_max",
+        what="mean over the steady phase of max/mean in-flight across pods",
+    )
     for pod, share in b.request_share.items():
         run.note(f"request_share.{pod}", share)
     run.assert_passed()

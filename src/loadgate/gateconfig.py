@@ -26,7 +26,9 @@ from loadgate.traffic.scenario import Scenario, TrafficClass, load_scenario
 
 # Known gates -> their threshold names (a gate not listed here, e.g. one added later, takes any).
 KNOWN_THRESHOLDS: dict[str, frozenset[str]] = {
-    "balance": frozenset({"imbalance_p95_max", "queued_while_idle_max", "min_buckets_min"}),
+    "balance": frozenset(
+        {"imbalance_p95_max", "imbalance_mean_max", "queued_while_idle_max", "min_buckets_min"}
+    ),
     "fail_fast": frozenset(
         {
             "rejected_share_min",

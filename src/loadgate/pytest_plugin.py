@@ -102,6 +102,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Gates run in a fixed order (scale-up last: it leaves the stack scaled)."""
+    if not config.stash.get(_ACTIVE, False):
+        return
     from loadgate.gate_session import _order
 
     def key(item: pytest.Item) -> tuple[int, str]:
