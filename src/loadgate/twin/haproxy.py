@@ -125,7 +125,7 @@ class RuntimeError_(Exception):
 class Runtime:
     """HAProxy's runtime API over the stats socket: one short connection per command."""
 
-    def __init__(self, socket_path: Path, timeout: float = 2.0) -> None:
+    def __init__(self, socket_path: Path, timeout: float = 5.0) -> None:
         self.socket_path = str(socket_path)
         self.timeout = timeout
 

@@ -227,11 +227,17 @@ class Twin:
                     continue  # a free-port race: the supervisor replaces it on new ports
                 tail = log_tail(self.run_dir / "pods" / f"{e.name}.log")
                 raise UserError(f"pod {e.name} exited during boot ({e.message}): {tail}")
-            if sup.error is not None:
-                raise UserError(f"supervisor failed during boot: {sup.error}")
+            # A transient supervisor error (e.g. a slow runtime-API answer on a loaded machine)
+            # is retried on the next tick; a persistent one ends in the boot timeout below.
             return sup.ready_count() >= n
 
-        self._wait(f"{n} model pod(s)", ready)
+        try:
+            self._wait(f"{n} model pod(s)", ready)
+        except UserError as e:
+            err = self.supervisor.error if self.supervisor else None
+            if err is None or "exited during boot" in str(e):
+                raise
+            raise UserError(f"{e} (supervisor: {type(err).__name__}: {err})") from None
 
     def _pods_changed(self, pods: list[PodProc]) -> None:
         targets = [
