@@ -170,3 +170,44 @@ def test_scaled_object_summary_for_keda_and_for_the_twin():
     s = summarize_scaled_object(twin)
     assert s["ready"] and s["active"] and s["max_replicas"] == 6
     assert not summarize_scaled_object({"spec": None, "status": {"active": False}})["ready"]
+
+
+def test_gameday_dry_run_prints_the_plan_and_starts_nothing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from loadgate.cli import cli
+
+    monkeypatch.setenv("LOADGATE_TWIN_STATE_DIR", str(tmp_path / "no-twin"))
+    monkeypatch.setenv("LOADGATE_CHAOS_RECOVER_S", "42")
+    r = CliRunner().invoke(cli, ["gameday", str(EXPERIMENTS / "kill-model-pod.yaml"), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "nothing will be started" in r.output
+    assert "none running: gameday would boot one" in r.output
+    assert "kill_pods(count=1, graceful=False)" in r.output and "timeout_s=42.0" in r.output
+    assert not (tmp_path / "no-twin").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.yaml"], "missing.yaml: no such experiment file"),
+        (["EXP", "--var", "novalue"], "--var 'novalue': expected KEY=VALUE"),
+        (["EXP", "--dry-run", "--var", "loadgate_platfrom=twin"], "--var loadgate_platfrom: not a"),
+    ],
+)
+def test_gameday_user_errors_are_one_line(args, message, tmp_path):
+    from click.testing import CliRunner
+
+    from loadgate.cli import cli
+
+    args = [str(EXPERIMENTS / "flood-queue.yaml") if a == "EXP" else a for a in args]
+    r = CliRunner().invoke(cli, ["gameday", *args])
+    assert isinstance(r.exception, UserError), r.output
+    assert message in str(r.exception) and "\n" not in str(r.exception)
+
+
+def test_a_broken_experiment_is_a_user_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("description: no title\nmethod: []\n")
+    with pytest.raises(UserError, match="invalid experiment"):
+        load(bad)

@@ -65,10 +65,24 @@ def load(path: Path) -> dict[str, Any]:
     return experiment
 
 
+# keys gameday itself sets; chaoslib ignores a variable the configuration does not declare
+GAMEDAY_KEYS = ("loadgate_out", "loadgate_control_url")
+
+
 def configuration(experiment: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The experiment's configuration with `overrides` (each must be one of its keys)."""
     from chaoslib.configuration import load_configuration
     from chaoslib.exceptions import ChaosException
 
+    declared = experiment.setdefault("configuration", {})
+    for key in GAMEDAY_KEYS:
+        declared.setdefault(key, "")
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise UserError(
+            f"--var {unknown[0]}: not a configuration key of the experiment "
+            f"(keys: {', '.join(sorted(declared))})"
+        )
     try:
         return load_configuration(experiment.get("configuration") or {}, dict(overrides))
     except ChaosException as e:
