@@ -39,6 +39,7 @@ TIMELINE_FILE = "timeline.parquet"
 LOAD_FILE = "load.json"  # pid and target of the background load (tests check it is gone)
 
 _handle: Any = None  # the running RunHandle
+_sampler: Any = None  # samples a platform without history (Kubernetes) during the experiment
 _started: float = 0.0
 
 
@@ -57,7 +58,7 @@ def _interrupt(msg: str) -> None:
 def before_experiment_control(
     context: dict, configuration: dict = None, scenario: str = None, **kwargs: Any
 ) -> None:
-    global _handle, _started
+    global _handle, _sampler, _started
     from loadgate.errors import UserError
     from loadgate.traffic.runner import RunFailed, start_scenario
     from loadgate.traffic.scenario import load_scenario
@@ -73,6 +74,10 @@ def before_experiment_control(
         target = platform.grpc_target
         _started = time.time()
         _handle = start_scenario(sc, target, out, processes=s.load_processes)
+        if hasattr(platform, "snapshot"):  # the Kubernetes API keeps no readiness history
+            from loadgate.observe.sampler import Sampler
+
+            _sampler = Sampler(platform.snapshot, interval_s=1.0, max_s=3600).start()
     except (UserError, RunFailed, OSError) as e:
         _interrupt(f"cannot start the background load: {e}")
     (out / LOAD_FILE).write_text(
@@ -107,6 +112,7 @@ def after_experiment_control(
     if result is not None:
         log.info(f"loadgate: background load stopped, {len(result.samples)} calls recorded")
     rows = list(session.read_events(out)) or list(session.current().events)
+    rows += stop_sampler()
     try:
         rows += platform_rows(platform_for(configuration), _started - 5)
     except Exception as e:  # the stack may be gone; the chaos events still make a timeline
@@ -120,6 +126,13 @@ def cleanup_control(**kwargs: Any) -> None:
     """Last resort (also after Ctrl-C or a crash): no flood and no load outlive the experiment."""
     _stop_floods()
     stop_load()
+    stop_sampler()
+
+
+def stop_sampler() -> list[dict[str, Any]]:
+    global _sampler
+    sampler, _sampler = _sampler, None
+    return sampler.stop() if sampler is not None else []
 
 
 def stop_load(grace_s: float = 40.0) -> Any:
