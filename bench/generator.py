@@ -16,9 +16,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import os
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from loadgate.procs import free_port, port_open, spawn, stop, wait_until
 from loadgate.traffic.kserve import build_request
-from loadgate.traffic.runner import run_scenario
+from loadgate.traffic.runner import run_scenario, start_scenario
 from loadgate.traffic.scenario import Scenario, TrafficClass
 
 USERS = 50  # Locust users for the closed-loop capacity runs
@@ -80,7 +82,7 @@ def plain_loop(target: str, seconds: float) -> float:
     n, end = 0, time.monotonic() + seconds
     t0 = time.monotonic()
     while time.monotonic() < end:
-        stub.ModelInfer(req, timeout=5)
+        stub.ModelInfer(req, timeout=30)
         n += 1
     channel.close()
     return n / (time.monotonic() - t0)
@@ -90,12 +92,12 @@ def plain_pipelined(target: str, seconds: float, depth: int = 32) -> float:
     channel = grpc.insecure_channel(target)
     stub = pb_grpc.GRPCInferenceServiceStub(channel)
     req = _request()
-    futs = [stub.ModelInfer.future(req, timeout=5) for _ in range(depth)]
+    futs = [stub.ModelInfer.future(req, timeout=30) for _ in range(depth)]
     n, end, t0 = 0, time.monotonic() + seconds, time.monotonic()
     while time.monotonic() < end:
         futs.pop(0).result()
         n += 1
-        futs.append(stub.ModelInfer.future(req, timeout=5))
+        futs.append(stub.ModelInfer.future(req, timeout=30))
     for f in futs:
         f.result()
     channel.close()
@@ -150,35 +152,82 @@ INTERCEPTOR_LOCUSTFILE = textwrap.dedent(
 )
 
 
-def steady_rate(history_csv: Path, skip_s: float = 2.0) -> float:
-    """Calls/s between the first history row with every user running (+skip_s) and the last
-    row, from Locust's cumulative 'Total Request Count' (robust to slow starts)."""
+def steady_window(history_csv: Path, skip_s: float = 2.0) -> tuple[float, float, int]:
+    """(t_start, t_end, calls) between the first history row with every user running (+skip_s)
+    and the last row, from Locust's cumulative 'Total Request Count' (robust to slow starts)."""
     with open(history_csv) as f:
         rows = [r for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
     full = [r for r in rows if int(r["User Count"]) >= USERS]
     if len(full) < 2:
-        return 0.0
+        return 0.0, 0.0, 0
     t_first = int(full[0]["Timestamp"]) + skip_s
     start = next((r for r in full if int(r["Timestamp"]) >= t_first), full[0])
     end = full[-1]
-    dt = int(end["Timestamp"]) - int(start["Timestamp"])
-    if dt <= 0:
-        return 0.0
-    return (int(end["Total Request Count"]) - int(start["Total Request Count"])) / dt
+    calls = int(end["Total Request Count"]) - int(start["Total Request Count"])
+    return float(start["Timestamp"]), float(end["Timestamp"]), calls
 
 
-def locust_interceptor(target: str, seconds: float, work: Path) -> float:
+class CpuSampler(threading.Thread):
+    """CPU seconds (user + system) of one process, sampled twice a second from /proc, so a
+    figure per CPU-second can be had despite other load on the machine."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.samples, self.done = pid, [], threading.Event()
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                return
+            self.samples.append((time.time(), (int(fields[11]) + int(fields[12])) / self.tick))
+            self.done.wait(0.5)
+
+    def cpu_between(self, t0: float, t1: float) -> float:
+        def at(t: float) -> float:
+            return min(self.samples, key=lambda s: abs(s[0] - t))[1] if self.samples else 0.0
+
+        return at(t1) - at(t0)
+
+
+def figures(history_csv: Path, sampler: CpuSampler) -> tuple[float, float]:
+    """(calls per wall second, calls per CPU second of the generator process) in the steady
+    window."""
+    t0, t1, calls = steady_window(history_csv)
+    if t1 <= t0:
+        return 0.0, 0.0
+    cpu = sampler.cpu_between(t0, t1)
+    return calls / (t1 - t0), (calls / cpu if cpu > 0 else 0.0)
+
+
+def locust_interceptor(target: str, seconds: float, work: Path) -> tuple[float, float]:
     lf = work / "interceptor_locustfile.py"
     lf.write_text(INTERCEPTOR_LOCUSTFILE)
     cmd = [sys.executable, "-m", "locust", "-f", str(lf), "--headless", "--host", target]
     cmd += ["-u", str(USERS), "-r", str(USERS), "-t", f"{int(seconds + 4)}s", "--only-summary"]
     cmd += ["--csv", str(work / "interceptor")]
     proc = spawn(cmd, work / "interceptor.log")
+    sampler = CpuSampler(proc.pid)
+    sampler.start()
     try:
         proc.wait(timeout=seconds + 60)
     finally:
+        sampler.done.set()
         stop(proc)
-    return steady_rate(work / "interceptor_stats_history.csv")
+    return figures(work / "interceptor_stats_history.csv", sampler)
+
+
+def ours(scenario: Scenario, target: str, out: Path):
+    handle = start_scenario(scenario, target, out)
+    sampler = CpuSampler(handle.proc.pid)
+    sampler.start()
+    try:
+        result = handle.wait()
+    finally:
+        sampler.done.set()
+    return result, figures(out / "locust_stats_history.csv", sampler)
 
 
 # -- 3./4. loadgate's users ------------------------------------------------------------------
@@ -222,7 +271,9 @@ def main() -> int:
     target = f"127.0.0.1:{port}"
     try:
         wait_until(lambda: port_open("127.0.0.1", port), 20, what="trivial server")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"trivial grpcio server on {target}; {s:.0f} s per measurement; work dir {work}")
+        print(f"load average at the start: {load} (2 cores)")
         rows = []
         rows.append(
             ("plain grpcio, blocking loop (1 thread)", f"{plain_loop(target, s):,.0f} calls/s")
@@ -231,35 +282,36 @@ def main() -> int:
             ("plain grpcio, futures, 32 in flight", f"{plain_pipelined(target, s):,.0f} calls/s")
         )
         print(*rows[-2:], sep="\n")
+        wall, per_cpu = locust_interceptor(target, s, work)
         rows.append(
             (
                 f"Locust documented interceptor, {USERS} users",
-                f"{locust_interceptor(target, s, work):,.0f} calls/s",
+                f"{wall:,.0f} calls/s; {per_cpu:,.0f} calls per CPU-second",
             )
         )
         print(rows[-1])
-        r = run_scenario(closed([LLM_UNARY], s), target, work / "ours-unary")
-        ours = steady_rate(work / "ours-unary" / "locust_stats_history.csv")
+        r, (capacity, per_cpu) = ours(closed([LLM_UNARY], s), target, work / "ours-unary")
         rows.append(
             (
                 f"loadgate closed-loop user (unary), {USERS} users",
-                f"{ours:,.0f} calls/s ({len(r.samples):,} rows)",
+                f"{capacity:,.0f} calls/s; {per_cpu:,.0f} calls per CPU-second "
+                f"({len(r.samples):,} rows)",
             )
         )
         print(rows[-1])
         stream_cls = {"name": "stream", "model": "llm", "kind": "llm_stream", "max_tokens": 20}
-        r = run_scenario(closed([stream_cls], s), target, work / "ours-stream")
-        streams = steady_rate(work / "ours-stream" / "locust_stats_history.csv")
+        r, (streams, per_cpu) = ours(closed([stream_cls], s), target, work / "ours-stream")
         ok = r.samples[r.samples["status"] == "OK"]
         rows.append(
             (
                 f"loadgate closed-loop user (20-message streams), {USERS} users",
-                f"{streams:,.0f} streams/s = {streams * 20:,.0f} msg/s (tokens/row {ok['tokens'].mean():.0f})",
+                f"{streams:,.0f} streams/s = {streams * 20:,.0f} msg/s; {per_cpu:,.0f} streams "
+                f"per CPU-second (tokens/row {ok['tokens'].mean():.0f})",
             )
         )
         print(rows[-1])
         for frac in (0.5, 0.8):
-            rate = round(ours * frac)
+            rate = round(capacity * frac)
             r = run_scenario(open_loop(rate, s), target, work / f"open-{int(frac * 100)}")
             g = r.summary["generator"]
             rows.append(
@@ -271,6 +323,8 @@ def main() -> int:
                 )
             )
             print(rows[-1])
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"\nload average at the end: {load} (2 cores)")
         print("\n| measurement | result |\n|---|---|")
         for name, value in rows:
             print(f"| {name} | {value} |")

@@ -19,6 +19,7 @@ import requests
 
 from loadgate.procs import free_port, http_status, spawn, stop, wait_until
 from loadgate.schema import SAMPLE_SCHEMA, read_samples
+from loadgate.traffic.live import read_live
 from loadgate.traffic.runner import run_scenario
 from loadgate.traffic.scenario import Scenario
 from loadgate.twin.spec import TwinSpec
@@ -118,18 +119,34 @@ def test_flood_phase_gives_unavailable_rows(twin, tmp_path):
 
 
 def test_stop_event_cancels_in_flight_and_still_writes_every_row(twin, tmp_path):
-    llm = [{"name": "llm", "model": "llm", "kind": "llm_stream", "max_tokens": 2000}]
+    classes = [
+        {"name": "llm", "model": "llm", "kind": "llm_stream", "max_tokens": 2000},
+        {"name": "llm-unary", "model": "llm", "kind": "llm_unary", "max_tokens": 2000},
+        {"name": "cv", "model": "cv", "kind": "cv", "weight": 2},
+    ]
     sc = scenario(
-        [{"name": "steady", "duration_s": 60, "rate": 3}], arrival="constant", classes=llm
+        [{"name": "steady", "duration_s": 60, "rate": 8}], arrival="constant", classes=classes
     )
     stop_event = threading.Event()
-    threading.Timer(8.0, stop_event.set).start()
+    out = tmp_path / "run"
+
+    def stop_once_load_flows() -> None:  # independent of machine speed: 20 CV calls finished
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not stop_event.is_set():
+            if (read_live(out)["cls"] == "cv").sum() >= 20:
+                break
+            time.sleep(0.2)
+        stop_event.set()
+
+    threading.Thread(target=stop_once_load_flows, daemon=True).start()
     t0 = time.monotonic()
     # Two processes: the stop must reach both workers and wait for both final messages.
-    r = run_scenario(sc, twin.grpc_target, tmp_path / "run", processes=2, stop_event=stop_event)
-    assert time.monotonic() - t0 < 45  # stopped long before the 60 s schedule
+    r = run_scenario(sc, twin.grpc_target, out, processes=2, stop_event=stop_event)
+    assert time.monotonic() - t0 < 60  # stopped before the 60 s schedule
     df = r.samples
-    assert (df["status"] == "CANCELLED").sum() >= 1  # 2000-token streams still running
+    cancelled = df[df["status"] == "CANCELLED"]
+    # 2000-token calls were still running: streams are cancelled, unary calls' greenlets killed
+    assert set(cancelled["cls"]) >= {"llm", "llm-unary"}, df.groupby(["cls", "status"]).size()
     assert len(df) == sent(r) and r.summary["generator"]["stopped_early"]
     assert r.extra["generator"]["finals"] == 2 and df["worker"].nunique() == 2
 

@@ -61,7 +61,8 @@ class Proc:
         self.buffer = RowBuffer(self.worker)
         self.stub = None
         self.md: tuple = ()
-        self.inflight: set = set()  # grpc calls, to cancel on stop
+        self.inflight: set = set()  # streaming grpc calls, to cancel on stop
+        self.unary: set = set()  # greenlets blocked in a unary call, to kill on stop
         self.reset()
 
     def reset(self) -> None:
@@ -111,6 +112,7 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
         intended = start
     first, tokens, nbytes, status, md, call = NAN, 0, 0, "OK", None, None
     gaps: list[float] = []
+    unary = None
     client = proc.scenario.client
     try:
         if proc.stopping:
@@ -136,21 +138,27 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
                 tokens += t
                 nbytes += b
         else:
-            call = proc.stub.ModelInfer.future(req, timeout=timeout, metadata=proc.md)
-            proc.inflight.add(call)
-            resp = call.result()
+            # Blocking with_call costs ~25 % less CPU than future() under gevent; a stop kills
+            # this greenlet instead of cancelling a future (see finish_worker).
+            unary = gevent.getcurrent()
+            proc.unary.add(unary)
+            resp, call = proc.stub.ModelInfer.with_call(req, timeout=timeout, metadata=proc.md)
             first = time.time()
             t, nbytes = kserve.response_figures(resp)
             tokens = t if cls.kind == "llm_unary" else 0
     except gevent.GreenletExit:
-        status = "CANCELLED"  # Locust killed the user mid-call
+        status = "CANCELLED"  # killed mid-call: Locust stopping a user, or our stop
         if call is not None:
             call.cancel()
         raise
-    except Exception as e:  # grpc.RpcError, FutureCancelledError
+    except Exception as e:  # grpc.RpcError (also a Call: it holds the initial metadata)
         status = kserve.status_name(e)
+        if call is None and hasattr(e, "initial_metadata"):
+            call = e
     finally:
         end = time.time()
+        if unary is not None:
+            proc.unary.discard(unary)
         if call is not None:
             proc.inflight.discard(call)
             try:
@@ -319,6 +327,10 @@ def finish_worker(env) -> None:
     proc.stopping = True
     for call in list(proc.inflight):
         call.cancel()
+    me = gevent.getcurrent()
+    for g in list(proc.unary):
+        if g is not me:
+            g.kill(block=False)  # its run_call records the CANCELLED row
     deadline = time.monotonic() + DRAIN_S
     while proc.active > 0 and time.monotonic() < deadline:
         gevent.sleep(0.02)
