@@ -1,8 +1,8 @@
 """A bounded burst of long inference calls, at the service or straight at one pod.
 
 `requests` unary LLM calls (`max_tokens` each, so every call holds its slot) are fired at once
-as gRPC futures on one channel; each carries a deadline of `duration_s`, and whatever is still
-running when the duration ends (or `stop()` is called) is cancelled. So a flood is bounded in
+as gRPC futures on one channel; whatever is still running when the duration ends (or `stop()`
+is called) is cancelled, and each call also carries a deadline a little past the duration. So a flood is bounded in
 count AND in time whatever the stack does. Outcomes are counted per gRPC status, with the
 latency of rejections (fail fast means milliseconds, not a deadline).
 """
@@ -24,6 +24,7 @@ from loadgate.judge.names import REJECTED
 
 MAX_REQUESTS = 5000
 MAX_DURATION_S = 600.0
+_DEADLINE_MARGIN_S = 5.0
 _PROMPT = b"flood"
 
 
@@ -102,7 +103,9 @@ class Flood:
                 if self._stop.is_set():
                     break
                 sent = time.time()
-                fut = stub.ModelInfer.future(req, timeout=self.duration_s)
+                # ended by an explicit cancel at the duration (the server sees the stream reset
+                # and frees the work); the deadline is only a backstop if that cancel is lost
+                fut = stub.ModelInfer.future(req, timeout=self.duration_s + _DEADLINE_MARGIN_S)
                 fut.add_done_callback(lambda f, s=sent: done(f, s))
                 futures.append(fut)
             self._stop.wait(max(0.0, self.started + self.duration_s - time.time()))
