@@ -58,6 +58,18 @@ def short_env(monkeypatch):
     session.reset()
 
 
+def chaos_run(experiment: Path, out: Path, control_url: str) -> dict:
+    """`chaos run EXPERIMENT` in its own process, the twin named by LOADGATE_CONTROL_URL."""
+    chaos = Path(sys.executable).with_name("chaos")
+    env = {**os.environ, "LOADGATE_CONTROL_URL": control_url, "LOADGATE_CHAOS_OUT": str(out)}
+    journal = out.parent / f"{out.name}-journal.json"
+    cmd = [str(chaos), "--log-file", str(out.parent / "chaos.log"), "run"]
+    cmd += ["--journal-path", str(journal), str(experiment)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    assert journal.exists(), proc.stderr[-2000:]
+    return json.loads(journal.read_text())
+
+
 def _events(out: Path) -> list[str]:
     tl = read_timeline(out / "timeline.parquet")
     return list(tl[tl["source"] == CHAOS_SOURCE]["metric"])
@@ -78,17 +90,19 @@ def test_experiment_holds_on_the_reference_twin(twin, short_env, tmp_path, name,
     # start each experiment from the Deployment's resting size (an earlier one may have scaled it)
     wait_until(lambda: plat.replicas() == Replicas(3, 3), 90, 0.2, "the twin back to 3 replicas")
     spec_before = plat.replicas().spec
-    result = run_gameday(
-        EXPERIMENTS / f"{name}.yaml",
-        tmp_path / name,
-        overrides={"loadgate_control_url": twin.control_url},
-    )
-    j = result.journal
+    out = tmp_path / name
+    if name == "kill-model-pod":  # as a user runs it: `chaos run` after `loadgate twin up`
+        j = chaos_run(EXPERIMENTS / f"{name}.yaml", out, twin.control_url)
+    else:
+        result = run_gameday(
+            EXPERIMENTS / f"{name}.yaml", out, overrides={"loadgate_control_url": twin.control_url}
+        )
+        j = result.journal
+        assert (out / "report.html").exists()
     failed = [r["activity"]["name"] for r in j.get("run", []) if r["status"] != "succeeded"]
     assert (j["status"], j["deviated"]) == ("completed", False), (j["steady_states"], failed)
     assert not failed and all(r["status"] == "succeeded" for r in j["rollbacks"])
-    out = result.out_dir
-    assert (out / "journal.json").exists() and (out / "report.html").exists()
+    assert (out / "journal.json").exists()
     events = _events(out)
     assert {"method_start", fault, "method_end", "experiment_end"} <= set(events)
     samples = read_samples(out / "samples.parquet")
