@@ -1,15 +1,13 @@
-"""Locust users over KServe v2 gRPC and the plumbing that turns their calls into sample rows.
+"""Locust users over KServe v2 gRPC: one call -> one sample row.
 
 Runs ONLY inside Locust's processes: importing this module imports Locust (which monkey-patches
 the process with gevent) and switches grpc to gevent. Never import it from the gate, pytest or
 chaoslib; they drive Locust through `loadgate.traffic.runner` instead.
 
-Roles (Locust runners): a worker (or the local runner) sends calls and ships rows to the master
-every second with the custom message `loadgate_rows`; on stop it cancels in-flight calls and
-sends everything left with `loadgate_final`. The master (or local runner) collects rows, writes
-live chunks and samples.parquet. When driven by `loadgate run` (LOADGATE_DRIVER=1) a controller
-on the master walks the phases and ends the run in order: stop workers, await their finals,
-write the file, quit.
+`OpenLoopUser` sends on a schedule into a bounded pool (open loop); `ClosedLoopUser` subclasses,
+one per traffic class, call-wait-repeat (closed loop, Locust's web UI). `finish_worker` ends a
+process's part of the run: cancel in-flight calls, wait for their rows, ship everything left.
+Shipping, collecting and the controller are in `control`.
 """
 
 from __future__ import annotations
@@ -31,14 +29,13 @@ grpc_gevent.init_gevent()  # before any channel exists, or calls serialize
 import gevent  # noqa: E402
 import gevent.pool  # noqa: E402
 import grpc  # noqa: E402
-from locust import User, between, constant, events, task  # noqa: E402
-from locust.runners import MasterRunner, WorkerRunner  # noqa: E402
+from locust import User, between, constant, task  # noqa: E402
 from tritonclient.grpc import service_pb2_grpc as pb_grpc  # noqa: E402
 
 from loadgate.traffic import kserve  # noqa: E402
-from loadgate.traffic.recorder import Collector, RowBuffer  # noqa: E402
+from loadgate.traffic.recorder import RowBuffer  # noqa: E402
 from loadgate.traffic.scenario import Scenario, TrafficClass, load_scenario  # noqa: E402
-from loadgate.traffic.schedule import arrivals, expected_arrivals  # noqa: E402
+from loadgate.traffic.schedule import arrivals  # noqa: E402
 
 ROWS, FINAL, STOP, PHASE = "loadgate_rows", "loadgate_final", "loadgate_stop", "loadgate_phase"
 SHIP_EVERY_S = 1.0  # worker -> master; with the master's 1 s live flush rows are on disk <= 2 s
@@ -91,14 +88,6 @@ class Proc:
 
 
 PROC: Proc | None = None
-COLLECTOR: Collector | None = None
-
-
-def _out_dir() -> Path:
-    out = os.environ.get("LOADGATE_OUT")
-    if out:
-        return Path(out)
-    return Path("reports") / time.strftime("locust-%Y%m%dT%H%M%SZ", time.gmtime())
 
 
 # -- one call -> one row ---------------------------------------------------------------------
@@ -341,127 +330,6 @@ def finish_worker(env) -> None:
     )
 
 
-def _shipper(env) -> None:
-    while True:
-        gevent.sleep(SHIP_EVERY_S)
-        proc = PROC
-        if proc is not None and proc.buffer.rows and not proc.final_sent:
-            env.runner.send_message(ROWS, {"worker": proc.worker, "cols": proc.buffer.take()})
-
-
-# -- master side: collect, write, drive ------------------------------------------------------
-
-
-def _live_writer() -> None:
-    while True:
-        gevent.sleep(0.25)
-        if COLLECTOR is not None:
-            COLLECTOR.flush_live()
-
-
-def _stop_requested() -> bool:
-    path = os.environ.get("LOADGATE_STOP_FILE")
-    return bool(path) and os.path.exists(path)
-
-
-def _wait(seconds: float, done=lambda: False, stoppable: bool = True) -> bool:
-    """Sleep up to `seconds` or until done(); True when cut short by a stop request."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if stoppable and _stop_requested():
-            return True
-        if done():
-            return False
-        gevent.sleep(0.1)
-    return False
-
-
-def _controller(env) -> None:
-    """Walk the phases (closed loop) or await the open-loop streams, then end in order."""
-    sc, runner = PROC.scenario, env.runner
-    expected = runner.worker_count if isinstance(runner, MasterRunner) else 1
-    started = time.time()
-    stopped = False
-    if sc.open_loop:
-        limit = sc.duration_s + sc.max_deadline_s + DRAIN_S + 10
-        stopped = _wait(limit, done=lambda: COLLECTOR.finals >= expected)
-    else:
-        for ph in sc.phases:
-            runner.send_message(PHASE, ph.name)
-            runner.start(ph.users, spawn_rate=ph.spawn_rate or max(ph.users, 1))
-            if _wait(ph.duration_s):
-                stopped = True
-                break
-    runner.send_message(STOP, None)
-    _wait(DRAIN_S + 10, done=lambda: COLLECTOR.finals >= expected, stoppable=False)
-    COLLECTOR.finish(
-        {
-            "scenario": sc.name,
-            "arrival": sc.arrival,
-            "expected_arrivals": expected_arrivals(sc.phases) if sc.open_loop else None,
-            "streams": expected,
-            "finals": COLLECTOR.finals,
-            "stopped_early": stopped,
-            "started": started,
-            "ended": time.time(),
-        }
-    )
-    runner.quit()
-
-
-# -- Locust event hooks ----------------------------------------------------------------------
-
-
-@events.init_command_line_parser.add_listener
-def _args(parser) -> None:
-    parser.add_argument(
-        "--lg-streams",
-        type=int,
-        default=1,
-        include_in_web_ui=False,
-        help="loadgate: number of open-loop streams (users) sharing the scenario's rate",
-    )
-
-
-@events.init.add_listener
-def _init(environment, **_kw) -> None:
-    global COLLECTOR
-    runner = environment.runner
-    if runner is None:
-        return
-    if not isinstance(runner, WorkerRunner):
-        COLLECTOR = Collector(_out_dir())
-        runner.register_message(
-            ROWS, lambda environment, msg, **kw: COLLECTOR.add(msg.data["cols"])
-        )
-        runner.register_message(
-            FINAL,
-            lambda environment, msg, **kw: COLLECTOR.add_final(
-                msg.data["worker"], msg.data["cols"], msg.data["stats"]
-            ),
-        )
-        gevent.spawn(_live_writer)
-    if not isinstance(runner, MasterRunner):
-        runner.register_message(STOP, lambda environment, msg, **kw: finish_worker(environment))
-        runner.register_message(
-            PHASE, lambda environment, msg, **kw: setattr(PROC, "phase", msg.data)
-        )
-        gevent.spawn(_shipper, environment)
-
-
-@events.test_start.add_listener
-def _test_start(environment, **_kw) -> None:
-    runner = environment.runner
-    if not isinstance(runner, MasterRunner) and PROC is not None:
-        PROC.reset()
-    if not isinstance(runner, WorkerRunner) and os.environ.get("LOADGATE_DRIVER") == "1":
-        gevent.spawn(_controller, environment)
-
-
-@events.test_stop.add_listener
-def _test_stop(environment, **_kw) -> None:
-    runner = environment.runner
-    if not isinstance(runner, MasterRunner):
-        finish_worker(environment)
-    if not isinstance(runner, WorkerRunner) and COLLECTOR is not None and not COLLECTOR.written:
-        COLLECTOR.finish({"scenario": PROC.scenario.name if PROC else "", "ended": time.time()})
+# Locust event hooks and the master-side controller live in `control`; importing it registers
+# them (it imports this module back, which is complete by now).
+from loadgate.traffic import control  # noqa: E402, F401
