@@ -1,0 +1,57 @@
+"""`loadgate run` end to end against one model server: progress, summary table, files, and a
+clean Ctrl-C (SIGINT) that still writes every row."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from loadgate.procs import stop, wait_until
+from loadgate.schema import read_samples
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+SCENARIO = """
+name: cli
+arrival: poisson
+classes:
+  - {name: llm-long, model: llm, kind: llm_stream, max_tokens: 2000, weight: 1}
+  - {name: cv, model: cv, kind: cv, weight: 3}
+phases:
+  - {name: steady, duration_s: 60, rate: 10}
+"""
+
+
+def test_ctrl_c_stops_cleanly_and_writes_the_samples(modelserver, tmp_path):
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "loadgate.cli",
+        "run",
+        str(scenario),
+        "--target",
+        modelserver.grpc_target,
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Rows on disk means load is flowing; then interrupt as a terminal's Ctrl-C would.
+        wait_until(lambda: len(list((out / "live").glob("chunk-*"))) >= 3, 60, what="live rows")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        stop(proc)
+    assert proc.returncode == 0, stderr
+    assert "SIGINT: stopping" in stderr and "phase steady" in stderr  # progress lines
+    assert "llm-long" in stdout and "generator:" in stdout and "Traceback" not in stderr
+    df = read_samples(out / "samples.parquet")
+    assert (df["status"] == "CANCELLED").sum() >= 1  # long streams were in flight
+    assert set(df["status"]) <= {"OK", "CANCELLED"}
+    assert (out / "locust.html").exists() and (out / "traffic_summary.json").exists()
