@@ -144,7 +144,10 @@ def _init(environment, **_kw) -> None:
 
 @events.test_start.add_listener
 def _test_start(environment, **_kw) -> None:
+    global COLLECTOR
     runner = environment.runner
+    if COLLECTOR is not None and COLLECTOR.written:  # a new test from the web UI: fresh rows
+        COLLECTOR = Collector(_out_dir())
     if not isinstance(runner, MasterRunner) and users.PROC is not None:
         users.PROC.reset()
     if not isinstance(runner, WorkerRunner) and os.environ.get("LOADGATE_DRIVER") == "1":
