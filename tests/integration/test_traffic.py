@@ -20,7 +20,7 @@ import requests
 from loadgate.procs import free_port, http_status, spawn, stop, wait_until
 from loadgate.schema import SAMPLE_SCHEMA, read_samples
 from loadgate.traffic.live import read_live
-from loadgate.traffic.runner import run_scenario
+from loadgate.traffic.runner import run_scenario, start_scenario
 from loadgate.traffic.scenario import Scenario
 from loadgate.twin.spec import TwinSpec
 from loadgate.twin.stack import Twin
@@ -161,8 +161,11 @@ def test_closed_loop_phases(twin, tmp_path):
         classes=CLASSES[:1] + CLASSES[3:],
         closed={"wait_s": [0.05, 0.1]},
     )
-    r = run_scenario(sc, twin.grpc_target, tmp_path / "run")
+    h = start_scenario(sc, twin.grpc_target, tmp_path / "run")
+    load_started = h.wait_load_started(timeout=60)
+    r = h.wait()
     df = r.samples
+    assert h.started <= load_started <= df["start"].min()
     assert set(df["phase"]) == {"few", "more"} and set(df["cls"]) == {"llm-short", "cv"}
     assert (df["intended"] == df["start"]).all()  # closed loop: no schedule
     assert len(df) == sent(r) and (df["status"] == "OK").mean() > 0.9

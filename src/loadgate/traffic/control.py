@@ -20,7 +20,7 @@ from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadgate.traffic import users
-from loadgate.traffic.recorder import Collector
+from loadgate.traffic.recorder import LOAD_STARTED_FILE, Collector
 from loadgate.traffic.schedule import expected_arrivals
 from loadgate.traffic.users import DRAIN_S, FINAL, PHASE, ROWS, SHIP_EVERY_S, STOP, finish_worker
 
@@ -74,6 +74,11 @@ def _controller(env) -> None:
     sc, runner = users.PROC.scenario, env.runner
     expected = runner.worker_count if isinstance(runner, MasterRunner) else 1
     started = time.time()
+    # Callers time their actions (chaos, gate checks) from when load really starts, which is
+    # seconds after Locust was launched on a busy machine.
+    marker = COLLECTOR.out_dir / LOAD_STARTED_FILE
+    marker.with_name(".started.tmp").write_text(f"{started:.6f}\n")
+    os.replace(marker.with_name(".started.tmp"), marker)
     stopped = False
     if sc.open_loop:
         limit = sc.duration_s + sc.max_deadline_s + DRAIN_S + 10

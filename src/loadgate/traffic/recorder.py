@@ -25,6 +25,7 @@ LIVE_DIR = "live"
 SAMPLES_FILE = "samples.parquet"
 GENERATOR_FILE = "generator.json"
 TOKEN_GAPS_FILE = "token_gaps.parquet"
+LOAD_STARTED_FILE = "load_started"  # epoch s when the controller started the load
 
 # Per-call inter-token gap figures (streams only, NaN otherwise). They are not part of the
 # samples contract (yet): they travel with each row and land in a sidecar file whose rows line

@@ -36,7 +36,13 @@ from loadgate.procs import spawn, stop
 from loadgate.schema import read_samples
 from loadgate.traffic import kserve
 from loadgate.traffic.live import read_recent
-from loadgate.traffic.recorder import GENERATOR_FILE, LIVE_DIR, SAMPLES_FILE, TOKEN_GAPS_FILE
+from loadgate.traffic.recorder import (
+    GENERATOR_FILE,
+    LIVE_DIR,
+    LOAD_STARTED_FILE,
+    SAMPLES_FILE,
+    TOKEN_GAPS_FILE,
+)
 from loadgate.traffic.scenario import Scenario
 from loadgate.traffic.summary import format_table, progress_line, summarize
 
@@ -134,6 +140,26 @@ class RunHandle:
     def running(self) -> bool:
         return self.proc.poll() is None
 
+    @property
+    def load_started(self) -> float | None:
+        """Epoch s when the load really began (Locust booted, controller running); None before.
+        `started` is when Locust was launched, which can be seconds earlier."""
+        try:
+            return float((self.out_dir / LOAD_STARTED_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait_load_started(self, timeout: float = 60.0) -> float:
+        """Block until the load began; RunFailed if Locust exits or `timeout` passes first."""
+        deadline = time.monotonic() + timeout
+        while (t := self.load_started) is None:
+            if not self.running:
+                raise RunFailed(f"Locust exited before the load started; see {self.log_path}")
+            if time.monotonic() > deadline:
+                raise RunFailed(f"load did not start within {timeout:.0f}s; see {self.log_path}")
+            time.sleep(0.1)
+        return t
+
     def stop(self) -> RunHandle:
         """Ask for an orderly stop: in-flight calls end CANCELLED, every row is written."""
         if self._stop_asked_at is None:
@@ -214,7 +240,7 @@ def _with_token_gaps(df: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
 
 def _clear_previous(out_dir: Path) -> None:
     """A reused run directory must not hand back an earlier run's stop request or rows."""
-    for name in (".stop", SAMPLES_FILE, GENERATOR_FILE, TOKEN_GAPS_FILE):
+    for name in (".stop", SAMPLES_FILE, GENERATOR_FILE, TOKEN_GAPS_FILE, LOAD_STARTED_FILE):
         (out_dir / name).unlink(missing_ok=True)
     live = out_dir / LIVE_DIR
     if live.is_dir():
