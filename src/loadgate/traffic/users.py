@@ -131,7 +131,12 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
             # this greenlet instead of cancelling a future (see finish_worker).
             unary = gevent.getcurrent()
             proc.unary.add(unary)
-            resp, call = proc.stub.ModelInfer.with_call(req, timeout=timeout, metadata=proc.md)
+            # future(), not with_call(): under gevent a blocking with_call() delivered fast
+            # rejections seconds late while many slow calls were pending (fail-fast gate: every
+            # UNAVAILABLE "took" 3-8 s, all arriving together when slow calls finished).
+            call = proc.stub.ModelInfer.future(req, timeout=timeout, metadata=proc.md)
+            proc.inflight.add(call)
+            resp = call.result()
             first = time.time()
             t, nbytes = kserve.response_figures(resp)
             tokens = t if cls.kind == "llm_unary" else 0
