@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from loadgate.judge.accounting import accounting
 from loadgate.judge.podkill import calls_on_new_pods, podkill
 from loadgate.traffic.live import read_live
 
@@ -77,6 +78,9 @@ def test_pod_kill(run_gate, gate_session):
     run.note("victim_inflight", r.victim_inflight)
     run.note("failed_attributable", r.failed_attributable)
     run.note("baseline_p99_ms", r.baseline_p99_ms)
+    # the proxy's request counter vs the calls sent (kept, not judged: retries of calls cut by
+    # the kill are counted by the proxy too)
+    run.note("proxy_mismatch", accounting(run.samples, run.timeline).proxy_mismatch)
     run.check(
         "failed_elsewhere", r.failed_elsewhere, "<=", "failed_elsewhere_max",
         what="failed calls not in flight on the killed pod",
