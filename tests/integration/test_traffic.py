@@ -145,7 +145,7 @@ def test_stop_event_cancels_in_flight_and_still_writes_every_row(twin, tmp_path)
     assert time.monotonic() - t0 < 60  # stopped before the 60 s schedule
     df = r.samples
     cancelled = df[df["status"] == "CANCELLED"]
-    # 2000-token calls were still running: streams are cancelled, unary calls' greenlets killed
+    # 2000-token calls were still running: streams and unary futures are cancelled
     assert set(cancelled["cls"]) >= {"llm", "llm-unary"}, df.groupby(["cls", "status"]).size()
     assert len(df) == sent(r) and r.summary["generator"]["stopped_early"]
     assert r.extra["generator"]["finals"] == 2 and df["worker"].nunique() == 2

@@ -58,8 +58,7 @@ class Proc:
         self.buffer = RowBuffer(self.worker)
         self.stub = None
         self.md: tuple = ()
-        self.inflight: set = set()  # streaming grpc calls, to cancel on stop
-        self.unary: set = set()  # greenlets blocked in a unary call, to kill on stop
+        self.inflight: set = set()  # grpc calls (futures and streams), to cancel on stop
         self.reset()
 
     def reset(self) -> None:
@@ -101,7 +100,6 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
         intended = start
     first, tokens, nbytes, status, md, call = NAN, 0, 0, "OK", None, None
     gaps: list[float] = []
-    unary = None
     client = proc.scenario.client
     try:
         if proc.stopping:
@@ -127,13 +125,9 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
                 tokens += t
                 nbytes += b
         else:
-            # Blocking with_call costs ~25 % less CPU than future() under gevent; a stop kills
-            # this greenlet instead of cancelling a future (see finish_worker).
-            unary = gevent.getcurrent()
-            proc.unary.add(unary)
-            # future(), not with_call(): under gevent a blocking with_call() delivered fast
-            # rejections seconds late while many slow calls were pending (fail-fast gate: every
-            # UNAVAILABLE "took" 3-8 s, all arriving together when slow calls finished).
+            # future(), not the blocking with_call(): with_call is ~25 % cheaper in CPU, but under
+            # gevent it delivered fast rejections seconds late while many slow calls were pending
+            # (every UNAVAILABLE "took" 3-8 s, all arriving together when slow calls finished).
             call = proc.stub.ModelInfer.future(req, timeout=timeout, metadata=proc.md)
             proc.inflight.add(call)
             resp = call.result()
@@ -141,18 +135,16 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
             t, nbytes = kserve.response_figures(resp)
             tokens = t if cls.kind == "llm_unary" else 0
     except gevent.GreenletExit:
-        status = "CANCELLED"  # killed mid-call: Locust stopping a user, or our stop
+        status = "CANCELLED"  # Locust killed the user mid-call (web UI stop, quit)
         if call is not None:
             call.cancel()
         raise
-    except Exception as e:  # grpc.RpcError (also a Call: it holds the initial metadata)
+    except Exception as e:  # grpc.RpcError (a Call: holds the initial metadata), cancelled future
         status = kserve.status_name(e)
         if call is None and hasattr(e, "initial_metadata"):
             call = e
     finally:
         end = time.time()
-        if unary is not None:
-            proc.unary.discard(unary)
         if call is not None:
             proc.inflight.discard(call)
             try:
@@ -321,10 +313,6 @@ def finish_worker(env) -> None:
     proc.stopping = True
     for call in list(proc.inflight):
         call.cancel()
-    me = gevent.getcurrent()
-    for g in list(proc.unary):
-        if g is not me:
-            g.kill(block=False)  # its run_call records the CANCELLED row
     deadline = time.monotonic() + DRAIN_S
     while proc.active > 0 and time.monotonic() < deadline:
         gevent.sleep(0.02)
