@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from twin_grpc import headers, infer, llm, stream, stub
+from twin_grpc import cv_image, headers, infer, llm, stream, stub
 
 from loadgate.procs import wait_until
 from loadgate.twin import prometheus
@@ -107,6 +107,18 @@ def test_overflow_is_unavailable_at_once_and_recorded_under_envoy_names(twin, cl
                 client.ModelInfer(llm(1), timeout=10)
             elapsed.append(time.perf_counter() - t0)
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        # Streams and large bodies too: the answer must come after the request is complete, or
+        # HAProxy resets the stream (RST_STREAM CANCEL) and the client sees CANCELLED, not
+        # Envoy's UNAVAILABLE.
+        for call in (
+            lambda: list(client.ModelStreamInfer(iter([llm(5)]), timeout=10)),
+            lambda: client.ModelInfer(cv_image(), timeout=10),
+        ):
+            t0 = time.perf_counter()
+            with pytest.raises(grpc.RpcError) as err:
+                call()
+            elapsed.append(time.perf_counter() - t0)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE, err.value.details()
         # "at once": no queueing behind the 40 long requests (each lasts 6 s); ~1 ms when idle,
         # bounds generous for a loaded 2-core machine.
         assert sorted(elapsed)[2] < 0.25 and max(elapsed) < 1.0, elapsed

@@ -19,6 +19,15 @@ def llm(max_tokens: int, prompt_tokens: int = 16) -> pb.ModelInferRequest:
     return req
 
 
+def cv_image() -> pb.ModelInferRequest:
+    """A 1x3x224x224 UINT8 image (150 KB): larger than one HTTP/2 window, so the request body is
+    still uploading when the proxy decides."""
+    req = pb.ModelInferRequest(model_name="cv")
+    req.inputs.add(name="image", datatype="UINT8", shape=[1, 3, 224, 224])
+    req.raw_input_contents.append(bytes(3 * 224 * 224))
+    return req
+
+
 def headers(call) -> dict[str, str]:
     return {k: v for k, v in (call.initial_metadata() or ())}
 

@@ -45,6 +45,11 @@ def render_config(spec: TwinSpec, ports: ProxyPorts, socket_path: Path) -> str:
     if spec.max_requests is not None:
         breaker = (
             "    # Envoy circuit breaker max_requests: fail fast instead of queueing.\n"
+            # Answer once the request body is complete: a response that ends a stream whose
+            # request is still open makes HAProxy send RST_STREAM(CANCEL), which gRPC clients
+            # report as CANCELLED; Envoy's trailers-only reply reads as UNAVAILABLE. A client that
+            # never half-closes its request stream gets 408 after 200 ms instead (docs/twin.md).
+            f"    http-request wait-for-body time 200ms if {{ be_conn({BACKEND}) ge {spec.max_requests} }}\n"
             "    http-request deny deny_status 503 hdr grpc-status 14"
             ' hdr grpc-message "upstream overflow (max_requests)" hdr x-envoy-overloaded true'
             f" if {{ be_conn({BACKEND}) ge {spec.max_requests} }}\n"
@@ -57,6 +62,10 @@ global
     # Envoy's downstream HTTP/2 allows 2^31-1 concurrent streams; HAProxy's default of 100 per
     # connection would make a one-channel client queue streams locally, hiding the breaker.
     tune.h2.max-concurrent-streams 4000
+    # Buffers large enough for a whole CV request (1x3x224x224 image, 150 KB): the breaker waits
+    # for the request body before answering (see below), and a body larger than the buffer
+    # would be answered mid-upload, which HAProxy ends with RST_STREAM(CANCEL).
+    tune.bufsize 262144
     stats socket {socket_path} mode 600 level admin
     stats timeout 30s
 
