@@ -3,7 +3,7 @@ that lacks the mechanism it checks. Driven through the real plugin (a `pytest lo
 subprocess with --twin-override), asserting the verdicts written to summary.json.
 
 One reference session runs all four gates (shared); each broken twin runs only its own gate.
-About 7 minutes on the 2-core machine (see docs/gate.md).
+About 6.5 minutes on the 2-core machine (BENCHMARKS.md, "Gate").
 """
 
 from __future__ import annotations
