@@ -47,6 +47,13 @@ def test_fail_fast(run_gate):
         what="admitted calls' latency",
     )
     run.check(
+        "admitted_inflight_peak",
+        f.admitted_inflight_peak,
+        "<=",
+        "inflight_peak_max",
+        what="admitted calls in flight at once during the flood (the breaker's bound)",
+    )
+    run.check(
         "recovery_s",
         f.recovery_s,
         "<=",

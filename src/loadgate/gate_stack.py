@@ -52,16 +52,8 @@ class GateStack:
             from loadgate.twin.manifests import apply_overrides, load_twin_spec
 
             o = self.cfg.stack.twin
-            self.spec = apply_overrides(
-                load_twin_spec(self.cfg.stack.manifests),
-                lb=o.lb,
-                replicas=o.replicas,
-                max_requests=o.max_requests,
-                no_autoscaler=o.no_autoscaler,
-                ready_max_queue=o.ready_max_queue,
-                restart_delay=o.restart_delay,
-                time_scale=o.time_scale,
-            )
+            # TwinOverrides has apply_overrides' keyword names, so one dict carries them all.
+            self.spec = apply_overrides(load_twin_spec(self.cfg.stack.manifests), **o.model_dump())
             self._boot()
         else:
             from loadgate.platform.kubernetes import KubernetesPlatform

@@ -35,6 +35,7 @@ KNOWN_THRESHOLDS: dict[str, frozenset[str]] = {
             "reject_p99_ms_max",
             "deadline_exceeded_max",
             "accepted_p99_ms_max",
+            "inflight_peak_max",
             "recovery_s_max",
             "slo_ms",
         }
@@ -64,6 +65,7 @@ class TwinOverrides(StrictModel):
     ready_max_queue: int | None = Field(None, ge=0)  # 0 = readiness rule off
     restart_delay: float | None = Field(None, ge=0)
     time_scale: float | None = Field(None, gt=0)
+    token_chunk: int | None = Field(None, ge=1)
 
 
 class Stack(StrictModel):

@@ -70,9 +70,9 @@ def test_reference_twin_passes_every_gate(reports):
 # gate -> (override that removes its mechanism, the figure that must catch it)
 BROKEN = {
     "balance": ("lb=round_robin", {"imbalance_p95", "imbalance_mean"}),
-    "fail_fast": ("max_requests=0", None),
-    "readiness": ("ready_max_queue=0", None),
-    "scale_up": ("no_autoscaler=true", None),
+    "fail_fast": ("max_requests=0", {"admitted_inflight_peak"}),
+    "readiness": ("ready_max_queue=0", {"drops", "overloads_not_dropped"}),
+    "scale_up": ("no_autoscaler=true", {"max_ready", "time_to_capacity_s"}),
 }
 
 

@@ -80,3 +80,25 @@ def test_explicit_window_and_missing_phase():
     assert failfast(s, window=(10, 15)).sent == pytest.approx(500, abs=2)
     with pytest.raises(ValueError, match="no samples in phase"):
         failfast(s, phase="storm")
+
+
+def test_admitted_inflight_peak_is_exact_and_ignores_rejections():
+    # 10 admitted calls of 1 s started 0.1 s apart overlap 10 deep; 50 fast rejections add nothing
+    admitted = calls(10 + 0.1 * np.arange(10), "OK", 1.0)
+    rejected = calls(10 + 0.01 * np.arange(50), "UNAVAILABLE", 0.002)
+    before = calls([9.0], "OK", 5.0, phase="steady")  # still running during the flood: counts
+    r = failfast(pd.concat([admitted, rejected, before], ignore_index=True), slo_ms=5000)
+    assert r.admitted_inflight_peak == 11
+
+
+def test_unbounded_admission_shows_a_higher_peak_than_a_breaker():
+    t = np.arange(10, 20, 0.01)
+    capped = pd.concat(
+        [calls(t[i::100], "OK", 0.99) for i in range(0, 100, 2)]  # ~50 in flight
+        + [calls(t[1::2], "UNAVAILABLE", 0.002)],
+        ignore_index=True,
+    )
+    unbounded = calls(t, "OK", 0.99)  # every call admitted: ~100 in flight
+    peak_capped = failfast(capped, slo_ms=5000).admitted_inflight_peak
+    peak_unbounded = failfast(unbounded, slo_ms=5000).admitted_inflight_peak
+    assert peak_capped <= 51 < 99 <= peak_unbounded

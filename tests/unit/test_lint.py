@@ -152,6 +152,20 @@ def test_rule_lb_least_request(k8s):
     assert "lb_policy: ROUND_ROBIN" in Path(f.file).read_text().splitlines()[f.line - 1]
 
 
+@pytest.mark.parametrize("value", [None, 50])
+def test_rule_panic_threshold_zero(k8s, value):
+    def breakit(b):
+        if value is None:
+            _cluster(b).pop("common_lb_config")
+        else:
+            _cluster(b)["common_lb_config"]["healthy_panic_threshold"]["value"] = value
+
+    edit_envoy(k8s, breakit)
+    (f,) = errors(k8s)["panic-threshold-zero"]
+    assert f.path.endswith("common_lb_config.healthy_panic_threshold")
+    assert ("default" in f.message) == (value is None)
+
+
 def test_rule_breaker_needs_max_requests(k8s):
     edit_envoy(k8s, lambda b: _cluster(b)["circuit_breakers"]["thresholds"][0].pop("max_requests"))
     (f,) = errors(k8s)["breaker-max-requests"]

@@ -160,6 +160,19 @@ def test_camel_case_envoy_fields_are_read(copy):
             "lb_policy: MAGLEV",
             ["clusters[0].lb_policy", "MAGLEV", "LEAST_REQUEST"],
         ),
+        # panic routing the twin's HAProxy cannot reproduce
+        (
+            "envoy-config.yaml",
+            "              value: 0\n",
+            "              value: 50\n",
+            ["clusters[0].common_lb_config.healthy_panic_threshold", "50% panic routing"],
+        ),
+        (
+            "envoy-config.yaml",
+            "            healthy_panic_threshold:\n              value: 0\n",
+            "            {}\n",
+            ["healthy_panic_threshold", "50% panic routing"],
+        ),
         (
             "envoy-config.yaml",
             "interval: 0.5s",

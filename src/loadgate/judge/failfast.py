@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from loadgate.judge import names
+from loadgate.judge.inflight import TOTAL, inflight_at
 from loadgate.judge.latency import LatencyFrom
 
 
@@ -31,11 +32,29 @@ class FailFastResult:
     accepted: int
     accepted_p99_ms: float  # OK calls, end - start
     accepted_p99_from_intended_ms: float
+    # Most admitted calls in flight at once during the flood (client view of the proxy's
+    # in-flight): a breaker caps it at max_requests; without one it grows until pods drop out.
+    admitted_inflight_peak: int
     recovery_s: float | None  # None: never back within the SLO after the flood
 
 
 def _q(x: pd.Series, q: float) -> float:
     return float(x.quantile(q)) if len(x) else float("nan")
+
+
+def admitted_inflight_peak(
+    samples: pd.DataFrame, t0: float, t1: float, rejected_statuses=names.REJECTED
+) -> int:
+    """Peak count of admitted calls (any phase, not rejected) in flight at one instant in
+    [t0, t1]. A step function peaks just after a start, so the starts are the instants to read."""
+    admitted = samples[
+        ~samples["status"].isin(rejected_statuses) & (samples["status"] != names.DROPPED)
+    ]
+    starts = admitted["start"].to_numpy(dtype=float)
+    starts = starts[(starts >= t0) & (starts <= t1)]
+    if not len(starts):
+        return 0
+    return int(inflight_at(admitted, starts, by=None)[TOTAL].max())
 
 
 def flood_window(samples: pd.DataFrame, phase: str) -> tuple[float, float]:
@@ -110,5 +129,6 @@ def failfast(
         accepted=len(ok),
         accepted_p99_ms=_q(own(ok), 0.99),
         accepted_p99_from_intended_ms=_q(frm(ok), 0.99),
+        admitted_inflight_peak=admitted_inflight_peak(samples, t0, t1, rejected_statuses),
         recovery_s=recovery_time(samples, t1, slo_ms, slo_class, recovery_window),
     )

@@ -89,6 +89,30 @@ def breaker(st: Stack, m: Manifests) -> list[Finding]:
     ]
 
 
+@rule("panic-threshold-zero", "not-ready pods get no traffic, even when most are overloaded")
+def panic_threshold(st: Stack, m: Manifests) -> list[Finding]:
+    env = st.envoy
+    if env is None or env.cluster is None:
+        return []
+    clc = env.cluster.get("common_lb_config") or {}
+    # Present but empty ({}) is 0: the typed Envoy API drops zero values when it normalizes.
+    present = "healthy_panic_threshold" in clc
+    value = float((clc.get("healthy_panic_threshold") or {}).get("value", 0.0)) if present else 50.0
+    if value == 0:
+        return []
+    shown = f"{value:g}%" if present else "50% (the default when absent)"
+    return [
+        _f(
+            "panic-threshold-zero",
+            "error",
+            env.doc,
+            f"{env.cluster_path}.common_lb_config.healthy_panic_threshold",
+            f"healthy_panic_threshold is {shown}: once that share of pods fails readiness (a flood overloads most of them at once) Envoy routes to every pod again, overloaded ones included, and their queues grow without bound",
+            "set common_lb_config.healthy_panic_threshold: {value: 0} so a fleet with no ready pod answers 503 at once",
+        )
+    ]
+
+
 def _retry_policies(r: Route) -> list[tuple[str, dict[str, Any]]]:
     out = []
     if isinstance(r.route.get("retry_policy"), dict):

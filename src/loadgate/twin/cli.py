@@ -59,6 +59,9 @@ def _echo(msg: str) -> None:
 @click.option("--restart-delay", type=float, default=None, help="Simulated s to replace a pod.")
 @click.option("--time-scale", type=float, default=None, help="0.1 = ten times faster.")
 @click.option(
+    "--token-chunk", type=int, default=None, help="Tokens per stream message (default 8)."
+)
+@click.option(
     "--run-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -75,6 +78,7 @@ def up(
     ready_max_queue: int | None,
     restart_delay: float | None,
     time_scale: float | None,
+    token_chunk: int | None,
     run_dir: Path | None,
     state_dir: Path,
 ) -> None:
@@ -96,6 +100,7 @@ def up(
         ready_max_queue=ready_max_queue,
         restart_delay=restart_delay,
         time_scale=time_scale,
+        token_chunk=token_chunk,
     )
     if run_dir is None:
         run_dir = state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")

@@ -82,8 +82,21 @@ class HealthCheck(EnvoyPart):
     http_health_check: HttpHealthCheck | None = None
 
 
+class Percent(EnvoyPart):
+    value: float = 0.0
+
+
+class CommonLbConfig(EnvoyPart):
+    healthy_panic_threshold: Percent | None = None
+
+
+# Envoy's healthy_panic_threshold when absent: below 50 % healthy hosts, route to all of them.
+DEFAULT_PANIC_THRESHOLD = 50.0
+
+
 class Cluster(EnvoyPart):
     name: str
+    common_lb_config: CommonLbConfig | None = None
     type: str = "STATIC"
     lb_policy: str = "ROUND_ROBIN"
     circuit_breakers: CircuitBreakers | None = None
@@ -264,6 +277,14 @@ def _served_by_header(rc: RouteConfig, vh: VirtualHost, route: Route) -> str | N
     return None
 
 
+def panic_threshold(cluster: Cluster) -> float:
+    """Envoy's effective healthy_panic_threshold for the cluster, in percent."""
+    clc = cluster.common_lb_config
+    if clc is None or clc.healthy_panic_threshold is None:
+        return DEFAULT_PANIC_THRESHOLD
+    return clc.healthy_panic_threshold.value
+
+
 def model_cluster_facts(boot: dict[str, Any], source: str) -> EnvoyFacts:
     """The cluster the listener routes to, with its route's retry policy and served-by header."""
     routes = _routes(boot)
@@ -289,6 +310,15 @@ def model_cluster_facts(boot: dict[str, Any], source: str) -> EnvoyFacts:
         raise UserError(
             f"{where}.lb_policy: {cluster.lb_policy} cannot be emulated by the twin "
             f"(expected one of {', '.join(LB_POLICIES)})"
+        )
+    panic = panic_threshold(cluster)
+    if panic != 0:
+        # HAProxy has no panic routing: with every pod down it answers 503 at once, which is
+        # Envoy's behaviour only at threshold 0. Refuse rather than verify a different stack.
+        raise UserError(
+            f"{where}.common_lb_config.healthy_panic_threshold: {panic:g}% panic routing (Envoy "
+            "sends to unhealthy pods once fewer than that share are healthy) cannot be emulated "
+            "by the twin; set it to 0 so not-ready pods get no traffic (see `loadgate lint`)"
         )
     if cluster.type not in ("STRICT_DNS", "LOGICAL_DNS"):
         raise UserError(

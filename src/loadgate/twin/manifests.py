@@ -291,6 +291,7 @@ def apply_overrides(
     ready_max_queue: int | None = None,
     restart_delay: float | None = None,
     time_scale: float | None = None,
+    token_chunk: int | None = None,
 ) -> TwinSpec:
     """The one override path shared by the CLI flags and tests. None leaves a value as the
     manifests say; max_requests=0 removes the in-flight limit; ready_max_queue=0 turns the
@@ -304,6 +305,7 @@ def apply_overrides(
         ("--replicas", replicas, 0),
         ("--max-requests", max_requests, 0),
         ("--ready-max-queue", ready_max_queue, 0),
+        ("--token-chunk", token_chunk, 1),
     ]
     for flag, value, low in checks:
         if value is not None and value < low:
@@ -324,6 +326,8 @@ def apply_overrides(
         if not time_scale > 0:
             raise UserError(f"--time-scale: must be > 0, got {time_scale}")
         upd["time_scale"] = time_scale
+    if token_chunk is not None:
+        upd["token_chunk"] = token_chunk
     if no_autoscaler:
         upd["autoscaler"] = None
     data = spec.model_dump()

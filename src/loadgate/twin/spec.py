@@ -67,6 +67,11 @@ class TwinSpec(StrictModel):
     ready_resume_queue: int = Field(default=25, ge=0)
     readiness_period_s: float = Field(default=0.5, gt=0)  # health-check interval (real time)
     max_batch_size: int = Field(default=8, ge=1)
+    # Tokens per stream message after the first (the first token is always sent alone, so time to
+    # first token stays exact). Real Triton sends one message per token; chunking bounds the
+    # message rate so the twin's 2 cores simulate 150 concurrent streams at a small time_scale
+    # without the proxy, pods or generator becoming the bottleneck.
+    token_chunk: int = Field(default=8, ge=1)
     modelserver_args: list[str] = []  # extra flags for loadgate-modelserver
     restart_delay_s: float = Field(default=2.0, ge=0)  # Deployment controller re-creating a pod
     time_scale: float = Field(default=1.0, gt=0)

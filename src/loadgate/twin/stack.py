@@ -52,6 +52,7 @@ def modelserver_command(spec: TwinSpec) -> PodCommand:
         "host": "127.0.0.1",  # the twin's pods live on loopback; HAProxy names them by port
         "time_scale": spec.time_scale,
         "max_batch_size": spec.max_batch_size,
+        "token_chunk": spec.token_chunk,
         "ready_max_queue": spec.ready_max_queue or 0,
     }
     if spec.ready_max_queue:
