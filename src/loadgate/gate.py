@@ -66,14 +66,19 @@ def gate(
 ) -> None:
     """Run every gate in loadtests/ against the stack; exit 0 only when all gates exist and pass."""
     from loadgate.gate_session import format_table, new_run_id
-    from loadgate.gateconfig import load_gate_config, with_overrides
+    from loadgate.gateconfig import load_gate_config, with_overrides, with_stack_kind
     from loadgate.report.summary import read_summary
 
     folder = Path(loadtests_dir)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder of gate tests")
     cfg, _ = load_gate_config(config_path)  # a config mistake is one line, before anything boots
-    with_overrides(cfg, twin_override)
+    cfg = with_stack_kind(with_overrides(cfg, twin_override), stack)
+    if cfg.stack.kind == "kubernetes":
+        # Wrong kube context, RBAC or an unreachable API: one line now, before any load.
+        from loadgate.platform.kubernetes import KubernetesPlatform
+
+        KubernetesPlatform.from_config(cfg.kubernetes or {}).replicas()
     missing = [name for name in EXPECTED_GATES if not (folder / name).exists()]
     run_id = new_run_id()
     cmd = [
@@ -96,6 +101,8 @@ def gate(
     for item in twin_override:
         cmd += ["--twin-override", item]
     rc = subprocess.call([*cmd, *pytest_args])
+    if rc in (2, 4):  # interrupted or a usage error: pytest has printed the one-line reason
+        raise UserError(f"the gate did not run to the end (pytest exit {rc}); see the line above")
     base = Path(report_dir) if report_dir else cfg.report_dir
     run_dir = (base if base.is_absolute() else Path(config_path).resolve().parent / base) / run_id
     click.echo("")

@@ -189,6 +189,18 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def with_stack_kind(cfg: GateConfig, kind: str | None) -> GateConfig:
+    """`--stack twin|kubernetes` over loadgate.yaml's stack.kind, checked like the file itself."""
+    if not kind or kind == cfg.stack.kind:
+        return cfg
+    if kind == "kubernetes" and cfg.kubernetes is None:
+        raise UserError(
+            "--stack kubernetes: loadgate.yaml has no top-level 'kubernetes:' block "
+            "(grpc_target, context, namespace, allowed; see docs/kubernetes.md)"
+        )
+    return cfg.model_copy(update={"stack": cfg.stack.model_copy(update={"kind": kind})})
+
+
 def with_overrides(cfg: GateConfig, items: list[str] | tuple[str, ...]) -> GateConfig:
     extra = parse_overrides(items)
     if not extra:

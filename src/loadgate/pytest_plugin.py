@@ -69,16 +69,13 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from loadgate.errors import UserError
     from loadgate.gate_session import GateSession, new_run_id
-    from loadgate.gateconfig import load_gate_config, with_overrides
+    from loadgate.gateconfig import load_gate_config, with_overrides, with_stack_kind
 
     path = Path(config.getoption("loadgate_config") or Path(config.rootpath) / "loadgate.yaml")
     try:
         cfg, scenarios = load_gate_config(path)
         cfg = with_overrides(cfg, config.getoption("twin_override"))
-        if config.getoption("stack"):
-            cfg = cfg.model_copy(
-                update={"stack": cfg.stack.model_copy(update={"kind": config.getoption("stack")})}
-            )
+        cfg = with_stack_kind(cfg, config.getoption("stack"))
     except UserError as e:
         raise pytest.UsageError(f"loadgate: error: {e}") from None
     report_dir = Path(config.getoption("report_dir") or cfg.report_dir)
@@ -146,7 +143,12 @@ def run_gate(request: pytest.FixtureRequest, gate_session):
         gate = name or (marker.args[0] if marker and marker.args else None)
         if gate is None:
             pytest.fail("run_gate(): no gate name and no @pytest.mark.gate('...') marker")
-        return gate_session.run_gate(gate, during=during)
+        from loadgate.errors import UserError
+
+        try:
+            return gate_session.run_gate(gate, during=during)
+        except UserError as e:  # e.g. the stack cannot be reached: a user problem, stop the session
+            pytest.exit(f"loadgate: error: {e}", returncode=2)
 
     return run
 

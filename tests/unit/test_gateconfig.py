@@ -10,7 +10,12 @@ import yaml
 
 from loadgate.errors import UserError
 from loadgate.gate_session import format_table
-from loadgate.gateconfig import load_gate_config, parse_overrides, with_overrides
+from loadgate.gateconfig import (
+    load_gate_config,
+    parse_overrides,
+    with_overrides,
+    with_stack_kind,
+)
 from loadgate.judge.verdict import check
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +92,30 @@ def test_kubernetes_stack_needs_its_block(tmp_path):
     data["stack"] = {"kind": "kubernetes"}
     with pytest.raises(UserError, match="needs a top-level 'kubernetes:' block"):
         load_gate_config(write(tmp_path, data))
+
+
+def test_stack_flag_is_checked_like_the_file(tmp_path):
+    cfg, _ = load_gate_config(write(tmp_path, base()))
+    assert with_stack_kind(cfg, None) is cfg and with_stack_kind(cfg, "twin") is cfg
+    with pytest.raises(UserError, match="--stack kubernetes: .*no top-level 'kubernetes:' block"):
+        with_stack_kind(cfg, "kubernetes")
+    cfg_k = cfg.model_copy(update={"kubernetes": {"grpc_target": "127.0.0.1:1"}})
+    assert with_stack_kind(cfg_k, "kubernetes").stack.kind == "kubernetes"
+
+
+def test_gate_cli_refuses_kubernetes_without_its_block_in_one_line():
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "loadgate.cli", "gate", "--stack", "kubernetes"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "loadgate: error: --stack kubernetes: loadgate.yaml has no top-level 'kubernetes:' block "
+        "(grpc_target, context, namespace, allowed; see docs/kubernetes.md)"
+    ]
 
 
 def test_twin_overrides_parse_and_validate(tmp_path):
