@@ -61,6 +61,22 @@ def replicas_changed_within(events: list[tuple[float, int]], now: float, period:
     return sum(change for t, change in events if t > now - period)
 
 
+def replicas_at_period_start(
+    current: int,
+    ups: list[tuple[float, int]],
+    downs: list[tuple[float, int]],
+    now: float,
+    period: float,
+) -> int:
+    """Replicas a policy's period began with: undo the scale events within it (the HPA's
+    getReplicasChangePerPeriod), so a policy limits the change over its whole period."""
+    return (
+        current
+        - replicas_changed_within(ups, now, period)
+        + replicas_changed_within(downs, now, period)
+    )
+
+
 def scale_up_limit(
     current: int,
     ups: list[tuple[float, int]],
@@ -75,12 +91,7 @@ def scale_up_limit(
     pick = min if rules.select_policy == "Min" else max
     result: int | None = None
     for p in rules.policies:
-        period = p.period_s * time_scale
-        start = (
-            current
-            - replicas_changed_within(ups, now, period)
-            + replicas_changed_within(downs, now, period)
-        )
+        start = replicas_at_period_start(current, ups, downs, now, p.period_s * time_scale)
         proposed = start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
@@ -101,12 +112,7 @@ def scale_down_limit(
     pick = max if rules.select_policy == "Min" else min
     result: int | None = None
     for p in rules.policies:
-        period = p.period_s * time_scale
-        start = (
-            current
-            - replicas_changed_within(ups, now, period)
-            + replicas_changed_within(downs, now, period)
-        )
+        start = replicas_at_period_start(current, ups, downs, now, p.period_s * time_scale)
         proposed = start - p.value if p.type == "Pods" else int(start * (1 - p.value / 100))
         result = proposed if result is None else pick(result, proposed)
     return current if result is None else result
