@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
+from loadgate import __version__
 from loadgate.modelserver import models
 from loadgate.modelserver.config import ServerConfig
 from loadgate.modelserver.engine import Accelerator
@@ -54,23 +55,23 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(self, request, context):
         await context.send_initial_metadata(self.md)
         return pb.ServerMetadataResponse(
-            name="loadgate-modelserver", version="0.1.0", extensions=["loadgate_simulated"]
+            name="loadgate-modelserver", version=__version__, extensions=["loadgate_simulated"]
         )
 
-    async def ModelMetadata(self, request, context):
+    async def _known_model(self, request, context) -> None:
+        """Initial metadata, then Triton's error (NOT_FOUND, ...) for an unknown model/version."""
         await context.send_initial_metadata(self.md)
         try:
             models.check_model(request.name, request.version)
         except RequestError as e:
             await context.abort(getattr(grpc.StatusCode, e.code), str(e))
+
+    async def ModelMetadata(self, request, context):
+        await self._known_model(request, context)
         return models.metadata(request.name, self.cfg.max_batch_size)
 
     async def ModelConfig(self, request, context):
-        await context.send_initial_metadata(self.md)
-        try:
-            models.check_model(request.name, request.version)
-        except RequestError as e:
-            await context.abort(getattr(grpc.StatusCode, e.code), str(e))
+        await self._known_model(request, context)
         return models.config(request.name, self.cfg.max_batch_size)
 
     async def ModelInfer(self, request, context):
