@@ -5,7 +5,8 @@ once: the figures are the client's cost):
   1. a plain grpcio loop (blocking calls, one thread) and a pipelined one (futures, 32 in flight);
   2. Locust's documented gRPC pattern (a client interceptor firing `events.request`);
   3. loadgate's closed-loop users (one sample row per call, Locust events, row shipping);
-  4. loadgate's open-loop generator at 50 % and 80 % of (3): achieved/target rate, lag p50/p99.
+  4. loadgate's open-loop generator at 50 %, 80 % (the target) and 100 % of (3): achieved/target
+     rate, lag p50/p99, calls per CPU-second.
 Streaming: loadgate's llm_stream user against 20-message streams.
 
 Run: .venv/bin/python bench/generator.py [--seconds 8]
@@ -30,7 +31,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from loadgate.procs import free_port, port_open, spawn, stop, wait_until
 from loadgate.traffic.kserve import build_request
-from loadgate.traffic.runner import run_scenario, start_scenario
+from loadgate.traffic.runner import start_scenario
 from loadgate.traffic.scenario import Scenario, TrafficClass
 
 USERS = 50  # Locust users for the closed-loop capacity runs
@@ -219,15 +220,28 @@ def locust_interceptor(target: str, seconds: float, work: Path) -> tuple[float, 
     return figures(work / "interceptor_stats_history.csv", sampler)
 
 
-def ours(scenario: Scenario, target: str, out: Path):
+def sampled_run(scenario: Scenario, target: str, out: Path):
+    """A loadgate run with its generator process's CPU sampled: (result, sampler)."""
     handle = start_scenario(scenario, target, out)
     sampler = CpuSampler(handle.proc.pid)
     sampler.start()
     try:
-        result = handle.wait()
+        return handle.wait(), sampler
     finally:
         sampler.done.set()
+
+
+def ours(scenario: Scenario, target: str, out: Path):
+    result, sampler = sampled_run(scenario, target, out)
     return result, figures(out / "locust_stats_history.csv", sampler)
+
+
+def open_run(scenario: Scenario, target: str, out: Path):
+    """An open-loop run and its calls per CPU-second over the span its rows cover."""
+    result, sampler = sampled_run(scenario, target, out)
+    rows = result.samples
+    cpu = sampler.cpu_between(rows["intended"].min(), rows["end"].max())
+    return result, (len(rows) / cpu if cpu > 0 else 0.0)
 
 
 # -- 3./4. loadgate's users ------------------------------------------------------------------
@@ -310,16 +324,16 @@ def main() -> int:
             )
         )
         print(rows[-1])
-        for frac in (0.5, 0.8):
+        for frac in (0.5, 0.8, 1.0):  # 1.0: headroom beyond the 80 % target
             rate = round(capacity * frac)
-            r = run_scenario(open_loop(rate, s), target, work / f"open-{int(frac * 100)}")
+            r, per_cpu = open_run(open_loop(rate, s), target, work / f"open-{int(frac * 100)}")
             g = r.summary["generator"]
             rows.append(
                 (
                     f"loadgate open loop at {frac:.0%} of capacity ({rate}/s)",
                     f"achieved/target {g['achieved_ratio']:.4f}, lag p50 {g['lag_p50_s'] * 1e3:.2f} ms, "
                     f"p99 {g['lag_p99_s'] * 1e3:.2f} ms, dropped {g['dropped']}, "
-                    f"{'valid' if g['valid'] else 'INVALID'}",
+                    f"{'valid' if g['valid'] else 'INVALID'}; {per_cpu:,.0f} calls per CPU-second",
                 )
             )
             print(rows[-1])
