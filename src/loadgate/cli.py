@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "gate": ("loadgate.gate", "gate", "Run every gate in loadtests/ and write a report."),
     "twin": ("loadgate.twin.cli", "twin", "Boot, inspect and stop the local twin stack."),
     "run": ("loadgate.traffic.cli", "run", "Drive a scenario's traffic and record samples."),
+    "worker": ("loadgate.traffic.cli", "worker", "Send a scenario's load for a remote master."),
     "gameday": ("loadgate.chaos.cli", "gameday", "Run a Chaos Toolkit experiment under load."),
     "report": ("loadgate.report.cli", "report", "Render or compare run reports."),
     "lint": ("loadgate.lint.cli", "lint", "Check Kubernetes manifests against the architecture."),

@@ -55,8 +55,12 @@ def spawn(
     env: dict[str, str] | None = None,
     cwd: str | Path | None = None,
 ) -> subprocess.Popen:
-    """Start a child that dies with its parent; stdout+stderr go to log_path (or /dev/null)."""
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by Popen
+    """Start a child that dies with its parent; stdout+stderr go to log_path (or /dev/null;
+    "-": this process's own)."""
+    if log_path == "-":
+        out, log_path = None, None
+    else:
+        out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - Popen's
     # Prefer util-linux `setpriv --pdeathsig` (exec-time, same pid) over a preexec_fn: Python code
     # between fork and exec runs gRPC's at-fork handlers, which abort children forked from a
     # process with live gRPC channels ("epoll_wait error: Bad file descriptor", SIGABRT).
@@ -68,7 +72,7 @@ def spawn(
             return subprocess.Popen(
                 [setpriv, "--pdeathsig", "TERM", "--", *cmd],
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.STDOUT if out is not None else None,
                 stdin=subprocess.DEVNULL,
                 env=env,
                 cwd=cwd,
@@ -78,7 +82,7 @@ def spawn(
         return subprocess.Popen(
             list(cmd),
             stdout=out,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if out is not None else None,
             stdin=subprocess.DEVNULL,
             env=env,
             cwd=cwd,

@@ -61,6 +61,21 @@ def test_drops_or_lag_make_the_run_invalid():
     assert "INVALID" in format_table(summarize(frame(lag=0.5), SC, gen()))
 
 
+def test_a_process_that_stopped_before_its_schedule_ended_makes_the_run_invalid():
+    g = {
+        "expected_arrivals": 100,
+        "workers": {"a": {"scheduled": 50, "completed": True}, "b": {"scheduled": 20}},
+    }
+    g["workers"]["b"]["completed"] = False
+    health = summarize(frame(70), SC, g)["generator"]
+    assert not health["valid"]
+    assert health["invalid_reasons"] == [
+        "1 of 2 generator processes stopped before the end of their schedule (b)"
+    ]
+    # asked to stop early: a cut schedule is what was asked for, not a generator fault
+    assert summarize(frame(70), SC, {**g, "stopped_early": True})["generator"]["valid"]
+
+
 def test_rejections_counted_apart_from_errors():
     df = pd.concat([frame(50), frame(30, status="UNAVAILABLE"), frame(20, status="INTERNAL")])
     cv = summarize(df, SC, gen())["classes"]["cv"]

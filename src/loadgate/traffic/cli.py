@@ -5,13 +5,21 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import signal
 import time
 from pathlib import Path
 
 import click
 
 from loadgate.errors import UserError
-from loadgate.traffic.runner import RunFailed, run_scenario
+from loadgate.procs import spawn, stop
+from loadgate.traffic.runner import (
+    RemoteWorkers,
+    RunFailed,
+    driver_env,
+    run_scenario,
+    worker_command,
+)
 from loadgate.traffic.scenario import load_scenario
 
 TWIN_MANIFESTS = Path("fixtures/k8s")
@@ -70,6 +78,18 @@ def _target(target: str | None, out_dir: Path, time_scale: float | None):
     show_default=True,
     help="simulated-time factor of the twin booted without --target (1 = real model timings)",
 )
+@click.option(
+    "--expect-workers",
+    type=click.IntRange(1, 1024),
+    help="run as Locust master: wait for N `loadgate worker` processes (other machines)",
+)
+@click.option(
+    "--master-bind",
+    default="0.0.0.0:5557",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="where the master listens for workers (with --expect-workers)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON on stdout")
 def run(
     scenario: Path,
@@ -77,18 +97,30 @@ def run(
     processes: int,
     out: Path | None,
     twin_time_scale: float,
+    expect_workers: int | None,
+    master_bind: str,
     as_json: bool,
 ) -> None:
     """Drive SCENARIO's traffic at a gRPC KServe v2 target and record one row per request.
 
     Writes samples.parquet, traffic_summary.json and Locust's CSV/HTML into the run directory.
-    Ctrl-C stops early; in-flight calls are recorded as CANCELLED.
+    Ctrl-C stops early; in-flight calls are recorded as CANCELLED. With --expect-workers the
+    load comes from `loadgate worker SCENARIO --master THIS_HOST` processes; their rows are
+    shipped here and written into this run directory.
     """
     sc = load_scenario(scenario)
+    remote = None
+    if expect_workers:
+        if processes > 1:
+            raise UserError("--processes and --expect-workers exclude each other")
+        host, port = _host_port(master_bind, "--master-bind", default_port=5557)
+        remote = RemoteWorkers(expect_workers, host, port)
     out_dir = out or Path("reports") / new_run_id()
     with _target(target, out_dir, twin_time_scale) as (addr, kind):
         try:
-            result = run_scenario(sc, addr, out_dir, processes=processes, progress=_echo)
+            result = run_scenario(
+                sc, addr, out_dir, processes=processes, progress=_echo, remote=remote
+            )
         except RunFailed as e:
             raise UserError(str(e)) from None
     result.summary["stack"] = kind
@@ -98,3 +130,49 @@ def run(
         click.echo(result.table)
         click.echo(f"samples: {result.samples_path} ({len(result.samples)} rows)")
         click.echo(f"locust:  {result.locust_html}")
+
+
+def _host_port(value: str, what: str, default_port: int) -> tuple[str, int]:
+    host, _, port = value.rpartition(":") if ":" in value else (value, "", str(default_port))
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"{what} {value!r}: expected HOST:PORT")
+    return host, int(port)
+
+
+@click.command(name="worker")
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--master",
+    required=True,
+    metavar="HOST[:PORT]",
+    help="the machine running `loadgate run --expect-workers N` (port default 5557)",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Locust worker processes on this machine (each counts as one of the master's N)",
+)
+def worker(scenario: Path, master: str, processes: int) -> None:
+    """Send SCENARIO's load for a master on another machine; rows go to the master.
+
+    SCENARIO must be the same file the master runs (a worker with another one sends nothing and
+    the master's summary names it). Ctrl-C or SIGTERM stop this worker in order: its in-flight
+    calls end CANCELLED and its remaining rows still reach the master.
+    """
+    load_scenario(scenario)  # one clear line for a bad file, before Locust starts
+    host, port = _host_port(master, "--master", default_port=5557)
+    cmd = worker_command(host, port, processes)
+    _echo(f"loadgate: worker for {host}:{port} ({processes} process(es)), scenario {scenario}")
+    proc = spawn(cmd, "-", env=driver_env(scenario.resolve()))
+    forward = lambda signum, _frame: proc.send_signal(signal.SIGTERM)  # noqa: E731
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        stop(proc, grace=15)
+    if code not in (0, -signal.SIGTERM):
+        raise UserError(f"the Locust worker exited with code {code} (see its output above)")

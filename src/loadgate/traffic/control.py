@@ -119,6 +119,12 @@ def _args(parser) -> None:
         include_in_web_ui=False,
         help="loadgate: number of open-loop streams (users) sharing the scenario's rate",
     )
+    parser.add_argument(
+        "--lg-scenario",
+        default="",
+        include_in_web_ui=False,
+        help="loadgate: the master's scenario fingerprint; a worker with another one sends nothing",
+    )
 
 
 @events.init.add_listener

@@ -52,6 +52,17 @@ STOP_GRACE_S = 30.0  # after a stop request: cancel, drain (5 s), collect, write
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class RemoteWorkers:
+    """Locust master mode: `count` workers started elsewhere (`loadgate worker`) connect to
+    bind_host:bind_port; the load waits up to `max_wait_s` for all of them."""
+
+    count: int
+    bind_host: str = "0.0.0.0"  # Locust's default: workers come from other machines
+    bind_port: int = 5557
+    max_wait_s: float = 120.0
+
+
 class RunFailed(RuntimeError):
     """Locust exited without writing samples (its log is in the run directory)."""
 
@@ -94,28 +105,66 @@ def check_target(target: str, scenario: Scenario, timeout: float = 5.0) -> None:
         channel.close()
 
 
-def locust_command(scenario: Scenario, target: str, out_dir: Path, processes: int) -> list[str]:
+def locust_command(
+    scenario: Scenario,
+    target: str,
+    out_dir: Path,
+    processes: int,
+    remote: RemoteWorkers | None = None,
+) -> list[str]:
+    streams = remote.count if remote else processes  # one open-loop stream per worker process
     if scenario.open_loop:
-        users, rate = processes, processes  # one open-loop stream per worker process
+        users, rate = streams, streams
     else:
         first = scenario.phases[0]
         users, rate = first.users or 0, first.spawn_rate or max(first.users or 1, 1)
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"]
     cmd += ["--host", target, "-u", str(users), "-r", str(rate)]
     cmd += ["--csv", str(out_dir / "locust"), "--html", str(out_dir / "locust.html")]
-    cmd += ["--only-summary", "--lg-streams", str(processes if scenario.open_loop else 1)]
+    cmd += ["--only-summary", "--lg-streams", str(streams if scenario.open_loop else 1)]
+    cmd += ["--lg-scenario", scenario.fingerprint()]
+    if remote:
+        cmd += ["--master", "--expect-workers", str(remote.count)]
+        cmd += ["--master-bind-host", remote.bind_host, "--master-bind-port", str(remote.bind_port)]
+        cmd += ["--expect-workers-max-wait", str(int(remote.max_wait_s))]
+    elif processes > 1:
+        cmd += ["--processes", str(processes)]
+    return cmd
+
+
+def worker_command(master_host: str, master_port: int, processes: int = 1) -> list[str]:
+    """A Locust worker for a master started with RemoteWorkers (run by `loadgate worker`)."""
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker"]
+    cmd += ["--master-host", master_host, "--master-port", str(master_port)]
     if processes > 1:
         cmd += ["--processes", str(processes)]
     return cmd
+
+
+def driver_env(scenario_path: Path) -> dict[str, str]:
+    """Environment of a Locust process that runs loadgate's users for `loadgate run`."""
+    return {
+        **_environ(),
+        "LOADGATE_SCENARIO": str(scenario_path),
+        "LOADGATE_DRIVER": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 class RunHandle:
     """A scenario running in the background. `stop()` asks for an orderly end; `wait()` returns
     the RunResult (and stops the run when a stop_event or the safety limit says so)."""
 
-    def __init__(self, scenario: Scenario, target: str, out_dir: Path, processes: int) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        target: str,
+        out_dir: Path,
+        processes: int,
+        remote: RemoteWorkers | None = None,
+    ) -> None:
         self.scenario, self.target, self.out_dir = scenario, target, out_dir
-        self.processes = processes
+        self.processes, self.remote = processes, remote
         self.stop_file = out_dir / ".stop"
         self.log_path = out_dir / "locust.log"
         self.started = time.time()
@@ -123,18 +172,16 @@ class RunHandle:
         _clear_previous(out_dir)
         (out_dir / "scenario.yaml").write_text(scenario.to_yaml())
         env = {
-            **_environ(),
-            "LOADGATE_SCENARIO": str(out_dir / "scenario.yaml"),
+            **driver_env(out_dir / "scenario.yaml"),
             "LOADGATE_OUT": str(out_dir),
-            "LOADGATE_DRIVER": "1",
             "LOADGATE_STOP_FILE": str(self.stop_file),
-            "PYTHONUNBUFFERED": "1",
         }
         self.proc: subprocess.Popen = spawn(
-            locust_command(scenario, target, out_dir, processes), self.log_path, env=env
+            locust_command(scenario, target, out_dir, processes, remote), self.log_path, env=env
         )
         # Past this the run is stuck: ask it to stop, and kill it STOP_GRACE_S later.
-        self.limit = self.started + scenario.duration_s + scenario.max_deadline_s + 60
+        waiting = remote.max_wait_s if remote else 0.0
+        self.limit = self.started + waiting + scenario.duration_s + scenario.max_deadline_s + 60
 
     @property
     def running(self) -> bool:
@@ -268,16 +315,20 @@ def start_scenario(
     out_dir: str | Path,
     processes: int = 1,
     check: bool = True,
+    remote: RemoteWorkers | None = None,
 ) -> RunHandle:
     """Start the load in the background and return at once. Call from a thread that outlives
-    the run (the Locust process dies with the thread that spawned it)."""
+    the run (the Locust process dies with the thread that spawned it). With `remote` Locust
+    runs as a master and the load comes from workers started elsewhere."""
     if processes < 1:
         raise UserError(f"processes must be >= 1 (got {processes})")
+    if remote is not None and (remote.count < 1 or processes > 1):
+        raise UserError("remote workers: count >= 1, and no --processes on the master")
     if check:
         check_target(target, scenario)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return RunHandle(scenario, target, out, processes)
+    return RunHandle(scenario, target, out, processes, remote)
 
 
 def run_scenario(
@@ -287,15 +338,22 @@ def run_scenario(
     processes: int = 1,
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
+    remote: RemoteWorkers | None = None,
 ) -> RunResult:
     """Run the whole scenario and return its RunResult. `stop_event`, SIGTERM or SIGINT (in the
     main thread) end it early and in order: in-flight calls become CANCELLED rows, the file is
     still written."""
-    handle = start_scenario(scenario, target, out_dir, processes)
+    handle = start_scenario(scenario, target, out_dir, processes, remote=remote)
     if progress:
+        where = f"{processes} process(es)"
+        if remote:
+            where = (
+                f"master on {remote.bind_host}:{remote.bind_port} waiting up to "
+                f"{remote.max_wait_s:.0f}s for {remote.count} worker(s) (loadgate worker)"
+            )
         progress(
             f"loadgate: {scenario.name} ({scenario.arrival}, {len(scenario.phases)} phases, "
-            f"{scenario.duration_s:.0f}s) -> {target}, {processes} process(es), out {handle.out_dir}"
+            f"{scenario.duration_s:.0f}s) -> {target}, {where}, out {handle.out_dir}"
         )
     event = stop_event or threading.Event()
     with _stop_on_signals(event, progress):

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -110,6 +111,10 @@ class Scenario(StrictModel):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+    def fingerprint(self) -> str:
+        """Short hash of the validated scenario: a master and its workers must agree on it."""
+        return hashlib.sha256(self.to_yaml().encode()).hexdigest()[:12]
 
 
 def load_scenario(path: str | Path) -> Scenario:

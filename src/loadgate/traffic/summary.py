@@ -68,6 +68,23 @@ def generator_health(
             reasons.append(
                 f"send lag p99 {lag_p99 * 1e3:.1f} ms > {scenario.generator.max_lag_p99_s * 1e3:.0f} ms"
             )
+        other = sorted(w for w, st in workers.items() if st.get("scenario_mismatch"))
+        if other:
+            reasons.append(
+                f"{len(other)} worker(s) run a different scenario file than the master and sent "
+                f"nothing ({', '.join(other)})"
+            )
+        cut = sorted(
+            w
+            for w, st in workers.items()
+            if st.get("completed") is False and not st.get("scenario_mismatch")
+        )
+        if cut and not generator.get("stopped_early"):
+            # e.g. a worker machine that quit: the rest of its stream was never sent
+            reasons.append(
+                f"{len(cut)} of {len(workers)} generator processes stopped before the end of "
+                f"their schedule ({', '.join(cut)})"
+            )
     if unfinished:
         reasons.append(f"{unfinished} calls without a row")
     finals, streams = generator.get("finals"), generator.get("streams")
