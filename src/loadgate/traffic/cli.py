@@ -55,16 +55,16 @@ def _target(target: str | None, out_dir: Path, time_scale: float | None):
         yield twin.grpc_target, "twin"
 
 
+def processes_option(help_text: str):
+    return click.option(
+        "--processes", type=click.IntRange(1, 64), default=1, show_default=True, help=help_text
+    )
+
+
 @click.command(name="run")
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", metavar="HOST:PORT", help="gRPC endpoint (default: boot the local twin)")
-@click.option(
-    "--processes",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Locust worker processes (open-loop rate is shared among them)",
-)
+@processes_option("Locust worker processes (open-loop rate is shared among them)")
 @click.option(
     "--out",
     "out",
@@ -147,13 +147,7 @@ def _host_port(value: str, what: str, default_port: int) -> tuple[str, int]:
     metavar="HOST[:PORT]",
     help="the machine running `loadgate run --expect-workers N` (port default 5557)",
 )
-@click.option(
-    "--processes",
-    type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
-    help="Locust worker processes on this machine (each counts as one of the master's N)",
-)
+@processes_option("Locust worker processes on this machine (each counts as one of the master's N)")
 def worker(scenario: Path, master: str, processes: int) -> None:
     """Send SCENARIO's load for a master on another machine; rows go to the master.
 
