@@ -100,6 +100,30 @@ def test_protocol_with_tritonclient(modelserver_factory):
     assert ms.proc.poll() is None, "a bad request must never crash the server"
 
 
+@pytest.mark.timeout(60)
+def test_stream_errors_as_grpc_status_with_triton_grpc_error_header(modelserver):
+    # Triton 24.08+: with `triton_grpc_error: true` a failed request closes the stream with its
+    # gRPC code instead of an in-band error_message (which carries none).
+    c = tc.InferenceServerClient(modelserver.grpc_target)
+    try:
+        got = StreamCollector()
+        c.start_stream(callback=got, headers={"triton_grpc_error": "true"})
+        c.async_stream_infer("nope", [], request_id="bad")
+        err = got.errors.get(timeout=10)
+        c.stop_stream()
+    finally:
+        c.close()
+    assert err.status() == "StatusCode.NOT_FOUND" and "unknown model" in err.message()
+    # without the header the same request gives the in-band message and the stream goes on
+    with grpc.insecure_channel(modelserver.grpc_target) as ch:
+        stub = pb_grpc.GRPCInferenceServiceStub(ch)
+        good = pb.ModelInferRequest(model_name="llm", id="ok")
+        good.parameters["max_tokens"].int64_param = 3
+        msgs = list(stub.ModelStreamInfer(iter([pb.ModelInferRequest(model_name="nope"), good])))
+    assert ["unknown model" in m.error_message for m in msgs].count(True) == 1
+    assert sum(m.infer_response.parameters["tokens"].int64_param for m in msgs) == 3
+
+
 def _int32_image():
     inp = tc.InferInput("image", [1, 3, 224, 224], "INT32")
     inp.set_data_from_numpy(np.zeros((1, 3, 224, 224), np.int32))

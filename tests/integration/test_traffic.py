@@ -118,6 +118,17 @@ def test_flood_phase_gives_unavailable_rows(twin, tmp_path):
     assert len(df) == sent(r)
 
 
+def test_stream_errors_carry_their_grpc_code(twin, tmp_path):
+    # The users ask for `triton_grpc_error: true`, so a failed stream request ends with its code
+    # (NOT_FOUND here) instead of an in-band message without one.
+    classes = [{"name": "typo", "model": "no-such-model", "kind": "llm_stream"}]
+    sc = scenario([{"name": "steady", "duration_s": 2, "rate": 5}], "constant", classes)
+    df = run_scenario(sc, twin.grpc_target, tmp_path / "run").samples
+    assert len(df) == 10 and set(df["status"]) == {"NOT_FOUND"}
+    pods = {p.address for p in twin.platform().pods()}
+    assert set(df["served_by"]) <= pods  # the pod answered: its address is still on the row
+
+
 def test_stop_event_cancels_in_flight_and_still_writes_every_row(twin, tmp_path):
     classes = [
         {"name": "llm", "model": "llm", "kind": "llm_stream", "max_tokens": 2000},

@@ -24,6 +24,8 @@ from loadgate.modelserver.models import CV, LLM, RequestError
 _SERVICE = "inference.GRPCInferenceService"
 _DONE = object()  # one stream request finished
 _EOF = object()  # the client closed its side of the stream
+TRITON_GRPC_ERROR = "triton_grpc_error"  # stream header: errors as gRPC status, stream closed
+HALF_CLOSE_WAIT_S = 0.05
 
 
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
@@ -104,8 +106,13 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         )
 
     async def ModelStreamInfer(self, request_iterator, context):
-        """Requests on one stream run concurrently; their responses interleave, as in Triton."""
+        """Requests on one stream run concurrently; their responses interleave, as in Triton.
+        A failed request sends an in-band error_message, or, when the client started the stream
+        with `triton_grpc_error: true` (Triton 24.08+), ends the stream with its gRPC status."""
         await context.send_initial_metadata(self.md)
+        grpc_errors = any(
+            k == TRITON_GRPC_ERROR and v == "true" for k, v in context.invocation_metadata() or ()
+        )
         out: asyncio.Queue = asyncio.Queue()
         tasks: set[asyncio.Task] = set()
         pending = 0  # requests whose _DONE has not been read yet
@@ -115,7 +122,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             try:
                 async for req in request_iterator:
                     pending += 1
-                    t = asyncio.create_task(self._stream_one(req, out))
+                    t = asyncio.create_task(self._stream_one(req, out, grpc_errors))
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)
             except Exception:  # noqa: S110 - the client went away; the handler is cancelled too
@@ -134,6 +141,13 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                     client_open = False
                 elif item is _DONE:
                     pending -= 1
+                elif isinstance(item, RequestError):
+                    # Let the client's half-close arrive first (it follows its request at once):
+                    # ending a stream whose request side is still open makes grpc send
+                    # RST_STREAM after the trailers, and HAProxy then resets the client's
+                    # stream (CANCELLED) instead of passing the status on.
+                    await asyncio.wait({reader}, timeout=HALF_CLOSE_WAIT_S)
+                    await context.abort(getattr(grpc.StatusCode, item.code), str(item))
                 else:
                     yield item
         finally:
@@ -142,7 +156,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             for t in list(tasks):
                 t.cancel()
 
-    async def _stream_one(self, req: pb.ModelInferRequest, out: asyncio.Queue) -> None:
+    async def _stream_one(
+        self, req: pb.ModelInferRequest, out: asyncio.Queue, grpc_errors: bool
+    ) -> None:
         started = self.acc.now()
         try:
             models.check_model(req.model_name, req.model_version)
@@ -174,7 +190,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         except RequestError as e:
             if req.model_name in (LLM, CV):
                 self.acc.record(req.model_name, False, started)
-            out.put_nowait(pb.ModelStreamInferResponse(error_message=str(e)))
+            out.put_nowait(e if grpc_errors else pb.ModelStreamInferResponse(error_message=str(e)))
         finally:
             out.put_nowait(_DONE)
 

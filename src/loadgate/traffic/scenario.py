@@ -40,8 +40,8 @@ class Phase(StrictModel):
 
 
 class Generator(StrictModel):
-    # Open-loop calls run in a bounded gevent pool per generator stream; an arrival that finds
-    # the pool full is dropped (counted), never queued, so the schedule is never stretched.
+    # At most pool_size open-loop calls in flight per generator process; an arrival that finds
+    # them all busy is dropped (counted), never queued, so the schedule is never stretched.
     pool_size: int = Field(1000, ge=1)
     # A run whose send lag p99 exceeds this (or that dropped any arrival) is marked invalid:
     # its latencies describe the generator, not the stack.
@@ -69,6 +69,9 @@ class Client(StrictModel):
     metadata_env: dict[str, str] = Field(default_factory=dict)
     served_by_header: str = "x-upstream-host"
     served_by_fallback: str = "x-pod-name"
+    # Streams ask for Triton's (>= 24.08) `triton_grpc_error: true`: a failed request closes the
+    # stream with its gRPC status instead of an in-band error_message that carries no code.
+    stream_grpc_errors: bool = True
 
 
 class Closed(StrictModel):

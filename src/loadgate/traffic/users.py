@@ -42,6 +42,7 @@ ROWS, FINAL, STOP, PHASE = "loadgate_rows", "loadgate_final", "loadgate_stop", "
 SHIP_EVERY_S = 1.0  # worker -> master; with the master's 1 s live flush rows are on disk <= 2 s
 DRAIN_S = 5.0  # how long a stopping worker waits for cancelled calls to record their rows
 NAN = math.nan
+TRITON_GRPC_ERROR = "triton_grpc_error"  # stream header: errors as gRPC status (Triton 24.08+)
 
 
 class GrpcStatus(Exception):
@@ -59,6 +60,7 @@ class Proc:
         self.buffer = RowBuffer(self.worker)
         self.stub = None
         self.md: tuple = ()
+        self.stream_md: tuple = ()
         self.inflight: set = set()  # grpc calls (futures and streams), to cancel on stop
         self.reset()
 
@@ -66,7 +68,7 @@ class Proc:
         self.buffer.worker = self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = False
         self.final_sent = False
-        self.active = 0  # calls handed to a greenlet whose row is not written yet
+        self.active = 0  # calls sent or handed to a greenlet whose row is not written yet
         # Driven runs start in the first phase (the controller announces the next ones);
         # without a controller (Locust's web UI) the scenario's phases do not apply.
         self.phase = self.scenario.phases[0].name if self.driven else "ui"
@@ -82,6 +84,8 @@ class Proc:
             raise GrpcStatus("no target: pass --host HOST:PORT")
         client = self.scenario.client
         self.md = kserve.call_metadata(client)
+        grpc_errors = ((TRITON_GRPC_ERROR, "true"),) if client.stream_grpc_errors else ()
+        self.stream_md = self.md + grpc_errors
         channel = kserve.open_channel(target, client)
         # Connect before the first scheduled send, so connection setup is not counted as lag.
         with contextlib.suppress(grpc.FutureTimeoutError):
@@ -188,7 +192,7 @@ def _unary_figures(a: Attempt, resp) -> None:
 
 def _stream(proc: Proc, a: Attempt) -> None:
     req = proc.requests[a.cls.name]
-    a.call = proc.stub.ModelStreamInfer(iter((req,)), timeout=_timeout(a), metadata=proc.md)
+    a.call = proc.stub.ModelStreamInfer(iter((req,)), timeout=_timeout(a), metadata=proc.stream_md)
     proc.inflight.add(a.call)
     last = NAN
     for msg in a.call:
@@ -199,7 +203,7 @@ def _stream(proc: Proc, a: Attempt) -> None:
             a.gaps.append(now - last)
         last = now
         if msg.error_message:
-            a.status = "UNKNOWN"  # in-stream error: Triton sends no code with it
+            a.status = "UNKNOWN"  # in-band error (server without triton_grpc_error): no code
             continue
         t, b = kserve.response_figures(msg.infer_response)
         a.tokens += t
