@@ -167,7 +167,11 @@ class GateSession:
             started=self.started,
             finished=time.time(),
             gates=self.verdicts(),
-            generator=judge.generator_health(samples, (expected / span) if span else None)
+            generator=judge.generator_health(
+                samples,
+                (expected / span) if span else None,
+                segments=samples["phase"].str.partition("/")[0],  # one segment per gate
+            )
             if len(samples)
             else None,
             valid=not invalid,

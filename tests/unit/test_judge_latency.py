@@ -44,6 +44,18 @@ def test_generator_health_rate_lag_and_drops():
     assert h.lag_p99_ms == pytest.approx(2.0)
 
 
+def test_generator_health_of_joined_runs_leaves_the_pause_between_them_out():
+    first, second = open_loop(rate=100.0), open_loop(rate=100.0)
+    second[["intended", "start", "end"]] += 100.0  # a second run 90 s after the first ended
+    joined = pd.concat([first, second], ignore_index=True)
+    whole = generator_health(joined, target_rate=100.0)
+    assert whole.achieved_rate < 20  # the pause counted as sending time
+    gates = pd.Series(["a"] * len(first) + ["b"] * len(second))
+    h = generator_health(joined, target_rate=100.0, segments=gates)
+    assert h.achieved_rate == pytest.approx(100.0, rel=1e-6) and h.sent == 2000
+    assert h.duration_s == pytest.approx(2 * 9.99)
+
+
 def test_a_generator_that_falls_behind_shows_it():
     s = open_loop(rate=100.0)
     s["start"] = s["intended"] + np.linspace(0, 0.5, len(s))  # lag grows to 500 ms

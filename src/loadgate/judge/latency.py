@@ -105,9 +105,12 @@ def generator_health(
     target_rate: float | None = None,
     dropped: int | None = None,
     drop_status: str = names.DROPPED,
+    segments: pd.Series | None = None,
 ) -> GeneratorHealth:
     """Lag = start - intended of every sent call; rate = sent calls over the intended span.
-    dropped: arrivals never sent, when counted outside the samples; else rows with drop_status."""
+    dropped: arrivals never sent, when counted outside the samples; else rows with drop_status.
+    segments: a label per row (e.g. the gate) when the samples join separate runs: the span is
+    then the sum of each segment's own span, so pauses between runs do not count as sending."""
     is_drop = samples["status"] == drop_status
     sent = samples[~is_drop]
     n_drop = int(is_drop.sum()) if dropped is None else int(dropped)
@@ -124,9 +127,11 @@ def generator_health(
             lag_max_ms=float("nan"),
         )
     lag = (sent["start"] - sent["intended"]) * 1000.0
-    duration = float(sent["intended"].max() - sent["intended"].min())
-    # n calls over a span of d seconds were sent at (n - 1) / d per second
-    rate = (len(sent) - 1) / duration if duration > 0 else float("nan")
+    labels = pd.Series(0, index=sent.index) if segments is None else segments[~is_drop]
+    spans = sent["intended"].groupby(labels).agg(["min", "max"])
+    duration = float((spans["max"] - spans["min"]).sum())
+    # n calls over a span of d seconds were sent at (n - 1) / d per second (per segment)
+    rate = (len(sent) - len(spans)) / duration if duration > 0 else float("nan")
     return GeneratorHealth(
         sent=len(sent),
         dropped=n_drop,
