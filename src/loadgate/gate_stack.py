@@ -19,7 +19,8 @@ import pandas as pd
 
 from loadgate.errors import UserError
 from loadgate.gateconfig import GateConfig
-from loadgate.schema import TIMELINE_COLUMNS, empty_timeline, encode_labels
+from loadgate.observe.envoy_access import AccessLogTail
+from loadgate.schema import TIMELINE_COLUMNS, empty_proxy, empty_timeline, encode_labels
 
 Say = Callable[[str], None]
 
@@ -29,6 +30,8 @@ PROM_SERIES: tuple[tuple[str, str], ...] = (
     ("sum by (pod) (nv_inference_pending_request_count)", "nv_inference_pending_request_count"),
     ("envoy_cluster_upstream_rq_active", "envoy_cluster_upstream_rq_active"),
     ("envoy_cluster_upstream_rq_total", "envoy_cluster_upstream_rq_total"),
+    # Breaker overflow of max_requests: active_overflow on Envoy >= 1.28 (pending_overflow before).
+    ("envoy_cluster_upstream_rq_active_overflow", "envoy_cluster_upstream_rq_active_overflow"),
     ("envoy_cluster_upstream_rq_pending_overflow", "envoy_cluster_upstream_rq_pending_overflow"),
 )
 
@@ -44,6 +47,7 @@ class GateStack:
         self._boots = 0
         self.boot_s: list[float] = []
         self.restarts = 0
+        self._access: AccessLogTail | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -72,6 +76,7 @@ class GateStack:
         if hasattr(self.twin, "wait_metrics"):
             self.twin.wait_metrics()
         self._platform = self.twin.platform()
+        self._access = AccessLogTail(self.twin.access_log)
         self.boot_s.append(time.monotonic() - t0)
 
     def restart(self) -> None:
@@ -94,7 +99,7 @@ class GateStack:
         s = self.spec
         parts = [
             f"{s.replicas} pods",
-            s.lb_policy,
+            s.envoy.lb_policy,
             f"max_requests {s.max_requests or 'none'}",
             f"readiness queue > {s.ready_max_queue or 'off'}",
             "autoscaler " + ("on" if s.autoscaler is not None else "off"),
@@ -138,7 +143,7 @@ class GateStack:
         return {
             "batch_size": s.max_batch_size,
             "ready_max_queue": s.ready_max_queue,
-            "probe_s": s.readiness_period_s,
+            "probe_s": s.probe_s,
             "target": float(a.threshold) if a is not None else 16.0,
             "max_replicas": a.max_replicas if a is not None else None,
             "time_scale": s.time_scale,
@@ -152,7 +157,7 @@ class GateStack:
             reps = self._platform.replicas()
         except UserError:
             return False
-        if self.twin is not None and self.twin.runtime.backend_sessions() != 0:
+        if self.twin is not None and self.envoy_rq_active() != 0:
             return False
         busy = any((p.queue or 0) > 0 for p in pods)
         want = self.base_replicas
@@ -177,7 +182,38 @@ class GateStack:
         self.restart()
         return time.monotonic() - t0
 
+    def envoy_rq_active(self) -> int | None:
+        """Requests Envoy has in flight to the model pods (None when Envoy cannot be asked)."""
+        try:
+            status = self.twin.envoy_admin().clusters().get(self.spec.cluster_name)
+        except UserError:
+            return None
+        return sum(h.rq_active for h in status.hosts.values()) if status else 0
+
     # -- after a gate -----------------------------------------------------------------------------
+
+    def mark_proxy_log(self) -> None:
+        """Before a gate's load: the proxy records read after it start here."""
+        if self._access is not None:
+            self._access.skip_to_end()
+
+    def proxy_records(self, timeout: float = 5.0) -> pd.DataFrame:
+        """Envoy's access log lines since `mark_proxy_log()` (the twin's file), read once the
+        load has ended. Envoy flushes the log every FLUSH_MS: the records are complete when two
+        reads a flush interval and a half apart bring nothing new."""
+        if self._access is None:
+            return empty_proxy()
+        from loadgate.twin.envoy_proc import FLUSH_MS
+
+        frames, quiet = [], 0
+        deadline = time.monotonic() + timeout
+        while quiet < 2 and time.monotonic() < deadline:
+            frame = self._access.read()
+            quiet = 0 if len(frame) else quiet + 1
+            if len(frame):
+                frames.append(frame)
+            time.sleep(1.5 * FLUSH_MS / 1000.0)
+        return pd.concat(frames, ignore_index=True) if frames else empty_proxy()
 
     def timeline(self, t0: float, t1: float) -> pd.DataFrame:
         """Platform rows (pod events, readiness, replicas, autoscaler) + Prometheus series.

@@ -58,9 +58,11 @@ KNOWN_THRESHOLDS: dict[str, frozenset[str]] = {
 class TwinOverrides(StrictModel):
     """Same names and meaning as `loadgate twin up` flags (loadgate.twin.manifests.apply_overrides)."""
 
-    lb: Literal["least_request", "round_robin"] | None = None
+    lb: Literal["least_request", "round_robin", "random"] | None = None
     replicas: int | None = Field(None, ge=0)
     max_requests: int | None = Field(None, ge=0)  # 0 = no in-flight limit
+    health_check_interval: float | None = Field(None, gt=0)  # Envoy's, real seconds
+    num_retries: int | None = Field(None, ge=0)
     no_autoscaler: bool = False
     ready_max_queue: int | None = Field(None, ge=0)  # 0 = readiness rule off
     restart_delay: float | None = Field(None, ge=0)

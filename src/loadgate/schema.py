@@ -29,9 +29,29 @@ SAMPLE_SCHEMA = pa.schema(
         ("bytes", pa.int64()),  # response payload bytes
         ("phase", pa.string()),  # scenario phase name (warmup, steady, flood, ...)
         ("worker", pa.string()),  # generator process that sent it
+        ("request_id", pa.string()),  # x-request-id sent with the call: joins the proxy's record
     ]
 )
 SAMPLE_COLUMNS = [f.name for f in SAMPLE_SCHEMA]
+
+# One row per request the proxy logged (Envoy's access log, `loadgate.observe.envoy_access`):
+# the stack's own record, beside the client's samples.
+PROXY_SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),  # the x-request-id the client sent; "" if none
+        ("start", pa.float64()),  # the proxy received the request, epoch s
+        ("end", pa.float64()),  # the proxy sent the last byte downstream, epoch s (ms resolution)
+        ("first_byte", pa.float64()),  # first byte from the pod (first token); NaN if none
+        ("upstream", pa.string()),  # pod chosen, ip:port ("" if none)
+        ("flags", pa.string()),  # Envoy response flags: UO overflow, UH no healthy pod, ...
+        ("grpc_status", pa.string()),  # gRPC status name as the proxy saw it
+        ("http_status", pa.float64()),
+        ("attempts", pa.float64()),  # upstream attempts (retries + 1)
+        ("upstream_ms", pa.float64()),  # x-envoy-upstream-service-time
+        ("path", pa.string()),  # gRPC method path
+    ]
+)
+PROXY_COLUMNS = [f.name for f in PROXY_SCHEMA]
 
 # One row per observation: Prometheus series, replicas, readiness, autoscaler decisions, chaos
 # events. `labels` is a JSON object (sorted keys) so the file stays a flat table.
@@ -70,6 +90,10 @@ def empty_timeline() -> pd.DataFrame:
     return TIMELINE_SCHEMA.empty_table().to_pandas()
 
 
+def empty_proxy() -> pd.DataFrame:
+    return PROXY_SCHEMA.empty_table().to_pandas()
+
+
 def samples_table(df: pd.DataFrame) -> pa.Table:
     """DataFrame -> Arrow table with exactly the contract's columns and types."""
     return pa.Table.from_pandas(
@@ -93,6 +117,21 @@ def write_timeline(df: pd.DataFrame, path) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(timeline_table(df), path)
+
+
+def write_proxy(df: pd.DataFrame, path) -> None:
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(
+        _conform(df, PROXY_SCHEMA, "proxy records"), schema=PROXY_SCHEMA, preserve_index=False
+    )
+    pq.write_table(table, path)
+
+
+def read_proxy(path) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path, schema=PROXY_SCHEMA).to_pandas()
 
 
 def read_samples(path) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""Traffic end to end: Locust in its own processes against the twin (HAProxy + model servers).
+"""Traffic end to end: Locust in its own processes against the twin (Envoy + model servers).
 
 One module-scoped twin (least_request, breaker at 24 in flight, time scale 0.05, no
 autoscaler). Each test runs a scenario of a few seconds through `run_scenario` and checks the
@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -22,10 +23,12 @@ from loadgate.schema import SAMPLE_SCHEMA, read_samples
 from loadgate.traffic.live import read_live
 from loadgate.traffic.runner import run_scenario, start_scenario
 from loadgate.traffic.scenario import Scenario
-from loadgate.twin.spec import TwinSpec
+from loadgate.twin.manifests import apply_overrides, load_twin_spec
 from loadgate.twin.stack import Twin
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
 
 MAX_REQUESTS = 24
 CLASSES = [
@@ -38,15 +41,8 @@ CLASSES = [
 
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory):
-    spec = TwinSpec(
-        namespace="test",
-        deployment="model",
-        replicas=3,
-        cluster_name="model",
-        lb_policy="least_request",
-        max_requests=MAX_REQUESTS,
-        readiness_period_s=0.2,
-        time_scale=0.05,
+    spec = apply_overrides(
+        load_twin_spec(FIXTURES), max_requests=MAX_REQUESTS, no_autoscaler=True, time_scale=0.05
     )
     with Twin.up(spec, tmp_path_factory.mktemp("twin")) as t:
         yield t

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from loadgate.errors import UserError
-from loadgate.twin.spec import TwinSpec
+from loadgate.twin.manifests import apply_overrides, load_twin_spec
 from loadgate.twin.stack import Twin
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
@@ -35,17 +35,23 @@ def test_detached_twin_status_and_down_leaves_no_process(tmp_path):
     try:
         assert up.returncode == 0, up.stderr
         assert "gRPC target:" in up.stdout and "control API:" in up.stdout
-        assert "starting HAProxy" in up.stderr  # progress while booting
+        assert "starting Envoy 1.40.0" in up.stderr  # progress while booting
+        assert "Envoy admin:" in up.stdout
         state = json.loads(state_file.read_text())
         daemon = psutil.Process(state["pid"])
         family = [daemon, *daemon.children(recursive=True)]
         names = " ".join(" ".join(p.cmdline()) for p in family)
-        assert "haproxy" in names and "prometheus" in names and names.count("modelserver") >= 3
+        assert "envoy" in names and "--disable-hot-restart" in names
+        assert "prometheus" in names and names.count("modelserver") >= 3
 
         st = loadgate(tmp_path, "status")
         assert st.returncode == 0, st.stderr
         assert "3 ready / 3 desired" in st.stdout
         assert st.stdout.count(" yes ") == 3
+        assert st.stdout.count(" healthy ") == 3, "Envoy's own view of each pod"
+        js = json.loads(loadgate(tmp_path, "status", "--json").stdout)
+        assert {p["envoy_health"] for p in js["pods"]} == {"healthy"}
+        assert all(isinstance(p["envoy_rq_active"], int) for p in js["pods"])
 
         again = loadgate(tmp_path, "up", "--detach", "--manifests", str(FIXTURES))
         assert again.returncode == 2 and "already running" in again.stderr
@@ -60,7 +66,7 @@ def test_detached_twin_status_and_down_leaves_no_process(tmp_path):
 
 
 def test_pod_crashing_at_boot_is_one_clear_error_and_nothing_leaks(tmp_path):
-    spec = TwinSpec(deployment="model", replicas=2, cluster_name="model", lb_policy="round_robin")
+    spec = apply_overrides(load_twin_spec(FIXTURES), replicas=2, no_autoscaler=True)
     crash = [sys.executable, "-c", "import sys; print('model weights missing'); sys.exit(3)"]
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
@@ -89,7 +95,8 @@ def test_children_die_with_a_killed_twin(tmp_path):
     state = json.loads((tmp_path / ".loadgate" / "twin" / "state.json").read_text())
     daemon = psutil.Process(state["pid"])
     children = daemon.children(recursive=True)
-    assert len(children) >= 4  # haproxy, prometheus, 2 pods
+    assert len(children) >= 4  # envoy, prometheus, 2 pods
+    assert any("envoy" in " ".join(p.cmdline()) for p in children)
     daemon.kill()  # no chance to clean up: PDEATHSIG must do it
     gone, alive = psutil.wait_procs(children, timeout=20)
     for p in alive:  # leave nothing behind even when the test fails

@@ -52,14 +52,18 @@ def test_reference_numbers(spec):
     assert spec.deployment == "modelserver"
     assert spec.replicas == 3
     assert spec.cluster_name == "modelserver"
-    assert spec.lb_policy == "least_request"
-    assert (spec.max_requests, spec.max_pending_requests) == (150, 50)
-    assert spec.max_requests_per_connection == 1000
-    assert spec.retry_on == ["unavailable", "reset", "connect-failure"]
-    assert spec.num_retries == 2
-    assert spec.served_by_header == "x-upstream-host"
+    e = spec.envoy
+    assert e.lb_policy == "least_request"
+    assert (spec.max_requests, e.max_pending_requests) == (150, 50)
+    assert e.max_requests_per_connection == 1000
+    assert e.retry_on == ["unavailable", "reset", "connect-failure"]
+    assert e.num_retries == 2
+    assert e.served_by_header == "x-upstream-host"
+    assert e.panic_threshold == 0
     assert (spec.ready_max_queue, spec.ready_resume_queue, spec.max_batch_size) == (50, 25, 8)
-    assert spec.readiness_period_s == 0.5  # Envoy's active health check interval
+    assert e.health_check_interval_s == 0.5  # Envoy's active health check interval
+    assert spec.probe_s == 0.5
+    assert spec.readiness_probe is not None and spec.readiness_probe.period_s == 1
     assert spec.modelserver_args == []
     # twin-only knobs are TwinSpec defaults, not manifest facts
     assert (spec.restart_delay_s, spec.time_scale) == (2.0, 1.0)
@@ -119,7 +123,7 @@ def test_no_scaledobject_means_no_autoscaler(copy):
 def test_camel_case_envoy_fields_are_read(copy):
     d, edit = copy
     edit("envoy-config.yaml", "lb_policy: LEAST_REQUEST", "lbPolicy: ROUND_ROBIN")
-    assert load_twin_spec(d).lb_policy == "round_robin"
+    assert load_twin_spec(d).envoy.lb_policy == "round_robin"
 
 
 # --- broken copies ----------------------------------------------------------------------------
@@ -147,31 +151,12 @@ def test_camel_case_envoy_fields_are_read(copy):
             "max_request_per_connection: 1000",
             ["common_http_protocol_options.max_request_per_connection"],
         ),
-        # an Envoy enum value that does not exist, and one that exists but cannot be emulated
+        # an Envoy enum value that does not exist (any real policy runs: Envoy is real)
         (
             "envoy-config.yaml",
             "lb_policy: LEAST_REQUEST",
             "lb_policy: LEAST_REQUESTS",
             ["clusters[0].lb_policy", "LEAST_REQUESTS"],
-        ),
-        (
-            "envoy-config.yaml",
-            "lb_policy: LEAST_REQUEST",
-            "lb_policy: MAGLEV",
-            ["clusters[0].lb_policy", "MAGLEV", "LEAST_REQUEST"],
-        ),
-        # panic routing the twin's HAProxy cannot reproduce
-        (
-            "envoy-config.yaml",
-            "              value: 0\n",
-            "              value: 50\n",
-            ["clusters[0].common_lb_config.healthy_panic_threshold", "50% panic routing"],
-        ),
-        (
-            "envoy-config.yaml",
-            "            healthy_panic_threshold:\n              value: 0\n",
-            "            {}\n",
-            ["healthy_panic_threshold", "50% panic routing"],
         ),
         (
             "envoy-config.yaml",
@@ -298,12 +283,21 @@ def test_overrides(spec):
         restart_delay=0.5,
         time_scale=0.1,
     )
-    assert s.lb_policy == "round_robin" and s.replicas == 2
+    assert s.envoy.lb_policy == "round_robin" and s.replicas == 2
     assert s.max_requests is None  # 0 = no in-flight limit
     assert s.ready_max_queue is None  # 0 = readiness rule off
     assert s.autoscaler is None
     assert (s.restart_delay_s, s.time_scale) == (0.5, 0.1)
     assert spec.max_requests == 150 and spec.autoscaler is not None  # the original is untouched
+
+
+def test_other_envoy_policies_and_panic_thresholds_run_as_written(copy):
+    """The twin no longer refuses what its old proxy could not render: Envoy runs it."""
+    d, edit = copy
+    edit("envoy-config.yaml", "lb_policy: LEAST_REQUEST", "lb_policy: MAGLEV")
+    edit("envoy-config.yaml", "              value: 0\n", "              value: 50\n")
+    s = load_twin_spec(d)
+    assert (s.envoy.lb_policy, s.envoy.panic_threshold) == ("maglev", 50)
 
 
 def test_overrides_none_changes_nothing(spec):
@@ -318,7 +312,9 @@ def test_override_ready_max_queue_keeps_hysteresis_below(spec):
 @pytest.mark.parametrize(
     "kw, flag",
     [
-        (dict(lb="random"), "--lb"),
+        (dict(lb="maglev"), "--lb"),
+        (dict(num_retries=-1), "--num-retries"),
+        (dict(health_check_interval=0), "--health-check-interval"),
         (dict(replicas=-1), "--replicas"),
         (dict(max_requests=-5), "--max-requests"),
         (dict(time_scale=0), "--time-scale"),

@@ -72,7 +72,7 @@ def test_read_recent_keeps_only_the_window(tmp_path):
 def test_token_gap_sidecar_lines_up_with_the_samples(tmp_path):
     col = Collector(tmp_path)
     buf = RowBuffer("w")
-    buf.add(2.0, 2.0, 2.1, 3.0, "llm", "llm", "OK", "p", 50, 10, "s", 0.02, 0.05)
+    buf.add(2.0, 2.0, 2.1, 3.0, "llm", "llm", "OK", "p", 50, 10, "s", "rid-1", 0.02, 0.05)
     buf.add(1.0, 1.0, 1.1, 2.0, "cv", "cv", "OK", "p", 0, 10, "s")
     col.add(buf.take())
     samples = read_samples(col.finish())

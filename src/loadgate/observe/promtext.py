@@ -1,6 +1,6 @@
 """Prometheus text exposition format -> flat samples (name, labels, value).
 
-Envoy's `/stats/prometheus`, HAProxy's exporter and Triton's `/metrics` all speak it. Names are
+Envoy's `/stats/prometheus`, Prometheus' own exporters and Triton's `/metrics` all speak it. Names are
 kept exactly as printed, as Prometheus stores them: `prometheus_client`'s parser renames
 counters to `<name>_total`, which would merge Envoy's `envoy_cluster_upstream_rq{code}` into
 `envoy_cluster_upstream_rq_total`, so this small parser is used instead.

@@ -78,6 +78,10 @@ class TwinPlatform(Platform):
     def prometheus_url(self) -> str | None:
         return self.endpoints().get("prometheus_url")
 
+    def pod_records(self) -> list[dict[str, Any]]:
+        """The control API's pod records, with Envoy's view of each pod (health, rq_active)."""
+        return self._call("GET", "/pods")
+
     def pods(self, selector: str | None = None) -> list[Pod]:
         # The twin runs one Deployment; a selector is accepted for interface parity.
         return [
@@ -89,7 +93,7 @@ class TwinPlatform(Platform):
                 phase=p.get("phase", "Running"),
                 queue=p.get("queue"),
             )
-            for p in self._call("GET", "/pods")
+            for p in self.pod_records()
         ]
 
     def kill_pods(

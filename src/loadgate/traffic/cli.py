@@ -36,9 +36,10 @@ def _echo(line: str) -> None:
 
 @contextlib.contextmanager
 def _target(target: str | None, out_dir: Path, time_scale: float | None):
-    """The given target, or a twin booted for this run (and stopped after it)."""
+    """(gRPC target, stack kind, the booted twin or None): the given target, or a twin booted
+    for this run (and stopped after it)."""
     if target:
-        yield target, "target"
+        yield target, "target", None
         return
     try:
         from loadgate.twin.manifests import apply_overrides, load_twin_spec
@@ -52,7 +53,23 @@ def _target(target: str | None, out_dir: Path, time_scale: float | None):
     spec = apply_overrides(load_twin_spec(TWIN_MANIFESTS), time_scale=time_scale)
     _echo(f"loadgate: no --target: starting the local twin (time scale {spec.time_scale})")
     with Twin.up(spec, run_dir=out_dir / "twin", progress=_echo) as twin:
-        yield twin.grpc_target, "twin"
+        yield twin.grpc_target, "twin", twin
+
+
+def _write_proxy_records(twin, out_dir: Path, samples) -> dict:
+    """The twin's Envoy access log of this run as proxy.parquet, and how it joins the samples
+    (each call's proxy record by request id)."""
+    from loadgate.observe.envoy_access import AccessLogTail, join_proxy
+    from loadgate.schema import write_proxy
+
+    proxy = AccessLogTail(twin.access_log).read()
+    write_proxy(proxy, out_dir / "proxy.parquet")
+    joined = join_proxy(samples, proxy)
+    return {
+        "records": len(proxy),
+        "joined": int(joined["proxy_start"].notna().sum()),
+        "flags": {str(k): int(v) for k, v in proxy["flags"].value_counts().items() if k},
+    }
 
 
 def processes_option(help_text: str):
@@ -116,14 +133,17 @@ def run(
         host, port = _host_port(master_bind, "--master-bind", default_port=5557)
         remote = RemoteWorkers(expect_workers, host, port)
     out_dir = out or Path("reports") / new_run_id()
-    with _target(target, out_dir, twin_time_scale) as (addr, kind):
+    with _target(target, out_dir, twin_time_scale) as (addr, kind, twin):
         try:
             result = run_scenario(
                 sc, addr, out_dir, processes=processes, progress=_echo, remote=remote
             )
         except RunFailed as e:
             raise UserError(str(e)) from None
+    if twin is not None:  # read once the twin is down: Envoy flushes its log on the way out
+        result.summary["proxy"] = _write_proxy_records(twin, out_dir, result.samples)
     result.summary["stack"] = kind
+    (out_dir / "traffic_summary.json").write_text(json.dumps(result.summary, indent=2))
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     else:

@@ -60,6 +60,7 @@ class RowBuffer:
         tokens: int,
         nbytes: int,
         phase: str,
+        request_id: str = "",
         itl_p50: float = math.nan,
         itl_max: float = math.nan,
     ) -> None:
@@ -77,6 +78,7 @@ class RowBuffer:
                 nbytes,
                 phase,
                 self.worker,
+                request_id,
                 itl_p50,
                 itl_max,
             )
@@ -95,10 +97,14 @@ def columns(rows: list[tuple]) -> dict[str, list]:
     return {name: list(col) for name, col in zip(ROW_FIELDS, zip(*rows, strict=True), strict=True)}
 
 
+def _missing(field: pa.Field, n: int) -> list:
+    return [""] * n if pa.types.is_string(field.type) else [math.nan] * n
+
+
 def to_batch(cols: dict[str, Any]) -> pa.RecordBatch:
-    """Columns -> batch of ROW_SCHEMA (extras default to NaN for senders without them)."""
+    """Columns -> batch of ROW_SCHEMA (a column a sender lacks is "" or NaN)."""
     n = len(cols["intended"])
-    data = {f: cols.get(f) if f in cols else [math.nan] * n for f in ROW_FIELDS}
+    data = {f.name: cols[f.name] if f.name in cols else _missing(f, n) for f in ROW_SCHEMA}
     return pa.RecordBatch.from_pydict(data, schema=ROW_SCHEMA)
 
 

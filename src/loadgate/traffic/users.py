@@ -34,6 +34,7 @@ from locust import User, between, constant, task  # noqa: E402
 from tritonclient.grpc import service_pb2 as pb  # noqa: E402
 from tritonclient.grpc import service_pb2_grpc as pb_grpc  # noqa: E402
 
+from loadgate.observe.envoy_access import REQUEST_ID_HEADER  # noqa: E402
 from loadgate.traffic import kserve  # noqa: E402
 from loadgate.traffic.recorder import RowBuffer  # noqa: E402
 from loadgate.traffic.scenario import Scenario, TrafficClass, load_scenario  # noqa: E402
@@ -65,10 +66,13 @@ class Proc:
         self.md: tuple = ()
         self.stream_md: tuple = ()
         self.inflight: set = set()  # grpc calls (futures and streams), to cancel on stop
+        self.calls = 0  # request ids are <worker tag>-<n>
         self.reset()
 
     def reset(self) -> None:
         self.buffer.worker = self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        # Unique across the processes and machines of a run: host, pid and a per-start nonce.
+        self.rid_prefix = f"{os.getpid():x}{random.getrandbits(24):06x}-"
         self.stopping = False
         self.final_sent = False
         self.active = 0  # calls sent or handed to a greenlet whose row is not written yet
@@ -126,13 +130,25 @@ class Attempt:
     status: str = "OK"
     gaps: list[float] = field(default_factory=list)
     call: object = None  # the grpc call, for its initial metadata (served_by) and cancelling
+    request_id: str = ""  # sent as x-request-id: the proxy's access log names the call by it
+
+
+def _attempt(proc: Proc, cls: TrafficClass, intended: float | None, phase: str) -> Attempt:
+    start = time.time()
+    proc.calls += 1
+    a = Attempt(cls, start if intended is None else intended, start, phase)
+    a.request_id = f"{proc.rid_prefix}{proc.calls}"
+    return a
+
+
+def _metadata(base: tuple, a: Attempt) -> tuple:
+    return (*base, (REQUEST_ID_HEADER, a.request_id))
 
 
 def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, env) -> None:
     """Send one call and block until it ends; record exactly one row (also when cancelled or
     killed). `intended` None means now (closed loop)."""
-    start = time.time()
-    a = Attempt(cls, start if intended is None else intended, start, phase)
+    a = _attempt(proc, cls, intended, phase)
     try:
         if proc.stopping:
             a.status = "CANCELLED"  # handed over just before the stop: never sent
@@ -163,7 +179,7 @@ def send_unary(proc: Proc, cls: TrafficClass, intended: float, phase: str, env) 
     when it ends. No greenlet blocked in result() per call: ~30 % less CPU per call under
     gevent, which is what lets one process hold a schedule near its closed-loop capacity.
     The caller counted the call in `proc.active`; whoever writes the row uncounts it."""
-    a = Attempt(cls, intended, time.time(), phase)
+    a = _attempt(proc, cls, intended, phase)
     try:
         _start_unary(proc, a)
     except Exception as e:  # not even started (e.g. a closed channel)
@@ -192,7 +208,7 @@ def _timeout(a: Attempt) -> float:
 
 def _start_unary(proc: Proc, a: Attempt) -> None:
     a.call = proc.stub.ModelInfer.future(
-        proc.requests[a.cls.name], timeout=_timeout(a), metadata=proc.md
+        proc.requests[a.cls.name], timeout=_timeout(a), metadata=_metadata(proc.md, a)
     )
     proc.inflight.add(a.call)
 
@@ -205,7 +221,7 @@ def _unary_figures(a: Attempt, resp) -> None:
 
 def _stream(proc: Proc, a: Attempt) -> None:
     req = proc.requests[a.cls.name]
-    a.call = proc.stream_infer(req, timeout=_timeout(a), metadata=proc.stream_md)
+    a.call = proc.stream_infer(req, timeout=_timeout(a), metadata=_metadata(proc.stream_md, a))
     proc.inflight.add(a.call)
     last = NAN
     for msg in a.call:
@@ -250,6 +266,7 @@ def _record(proc: Proc, a: Attempt, env) -> None:
         a.tokens,
         a.nbytes,
         a.phase,
+        a.request_id,
         itl_p50,
         itl_max,
     )

@@ -30,7 +30,7 @@ _state_opt = click.option(
 
 @click.group()
 def twin() -> None:
-    """Boot, inspect and stop the local twin (HAProxy + Prometheus + model pods + autoscaler)."""
+    """Boot, inspect and stop the local twin (Envoy + Prometheus + model pods + autoscaler)."""
 
 
 def _echo(msg: str) -> None:
@@ -48,12 +48,18 @@ def _echo(msg: str) -> None:
 )
 @click.option(
     "--lb",
-    type=click.Choice(["least_request", "round_robin"]),
+    type=click.Choice(["least_request", "round_robin", "random"]),
     default=None,
-    help="Override the Envoy cluster's lb_policy.",
+    help="Set the Envoy cluster's lb_policy.",
 )
 @click.option("--replicas", type=int, default=None, help="Initial model pods.")
-@click.option("--max-requests", type=int, default=None, help="In-flight limit; 0 = none.")
+@click.option(
+    "--max-requests", type=int, default=None, help="Envoy breaker's max_requests; 0 = none."
+)
+@click.option(
+    "--health-check-interval", type=float, default=None, help="Envoy health-check interval, s."
+)
+@click.option("--num-retries", type=int, default=None, help="Envoy route retries (0 = none).")
 @click.option("--no-autoscaler", is_flag=True, help="Do not run the KEDA/HPA emulation.")
 @click.option("--ready-max-queue", type=int, default=None, help="Readiness limit; 0 = off.")
 @click.option("--restart-delay", type=float, default=None, help="Simulated s to replace a pod.")
@@ -74,6 +80,8 @@ def up(
     lb: str | None,
     replicas: int | None,
     max_requests: int | None,
+    health_check_interval: float | None,
+    num_retries: int | None,
     no_autoscaler: bool,
     ready_max_queue: int | None,
     restart_delay: float | None,
@@ -96,6 +104,8 @@ def up(
         lb=lb,
         replicas=replicas,
         max_requests=max_requests,
+        health_check_interval=health_check_interval,
+        num_retries=num_retries,
         no_autoscaler=no_autoscaler,
         ready_max_queue=ready_max_queue,
         restart_delay=restart_delay,
@@ -116,7 +126,7 @@ def _print_endpoints(state: dict) -> None:
     click.echo(f"gRPC target:     {state['grpc_target']}")
     click.echo(f"Prometheus:      {state['prometheus_url']}")
     click.echo(f"control API:     {state['control_url']}")
-    click.echo(f"HAProxy stats:   {state['haproxy_stats_url']}")
+    click.echo(f"Envoy admin:     {state['envoy_admin_url']}  (Envoy {state['envoy_version']})")
     click.echo(f"run dir:         {state['run_dir']}")
     if "pid" in state and state["pid"] != os.getpid():
         click.echo(f"pid:             {state['pid']}  (stop with `loadgate twin down`)")
@@ -172,19 +182,22 @@ def status(state_dir: Path, as_json: bool) -> None:
     if state is None:
         raise UserError(f"no twin running (no live state in {state_dir})")
     p = TwinPlatform(state["control_url"], timeout=5)
-    pods, reps, so = p.pods(), p.replicas(), p.scaled_object()
+    records, reps, so = p.pod_records(), p.replicas(), p.scaled_object()
     if as_json:
-        out = {"state": state, "replicas": reps.__dict__, "pods": [x.__dict__ for x in pods]}
+        out = {"state": state, "replicas": reps.__dict__, "pods": records}
         click.echo(json.dumps({**out, "scaledobject": so}, indent=1, default=str))
         return
     click.echo(f"twin pid {state['pid']}  gRPC {state['grpc_target']}  "
                f"Prometheus {state['prometheus_url']}")  # fmt: skip
     click.echo(f"replicas: {reps.ready} ready / {reps.spec} desired")
-    click.echo(f"{'POD':<34} {'ADDRESS':<22} {'PHASE':<12} {'READY':<6} QUEUE")
-    for pod in sorted(pods, key=lambda x: x.name):
-        queue = "-" if pod.queue is None else str(pod.queue)
-        click.echo(f"{pod.name:<34} {pod.address:<22} {pod.phase:<12} "
-                   f"{'yes' if pod.ready else 'no':<6} {queue}")  # fmt: skip
+    click.echo(f"{'POD':<34} {'ADDRESS':<22} {'PHASE':<12} {'READY':<6} {'QUEUE':>5}  "
+               f"{'ENVOY HEALTH':<24} RQ_ACTIVE")  # fmt: skip
+    for pod in sorted(records, key=lambda x: x["name"]):
+        queue = "-" if pod.get("queue") is None else str(pod["queue"])
+        health = pod.get("envoy_health") or "(not in Envoy)"
+        rq = "-" if pod.get("envoy_rq_active") is None else str(pod["envoy_rq_active"])
+        click.echo(f"{pod['name']:<34} {pod['address']:<22} {pod['phase']:<12} "
+                   f"{'yes' if pod['ready'] else 'no':<6} {queue:>5}  {health:<24} {rq}")  # fmt: skip
     last = (so.get("status") or {}).get("last_decision")
     if so.get("spec") and last:
         click.echo(f"autoscaler: metric {last.get('metric_value')} -> desired "

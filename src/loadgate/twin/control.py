@@ -1,14 +1,15 @@
 """The twin's control API: HTTP + JSON on 127.0.0.1, what `TwinPlatform` (possibly in another
 process, e.g. the chaos extension) and `loadgate twin status` use.
 
-    GET  /pods                 [{name, address, ready, queue, started, phase}]
+    GET  /pods                 [{name, address, ready, queue, started, phase, envoy_health,
+                                 envoy_rq_active}]
     POST /kill                 {names | count | percent, grace_period} -> {killed: [...]}
     POST /scale                {replicas} -> {replicas}
     GET  /replicas             {spec, ready}
     GET  /timeline?since=T     [{time, source, metric, labels, value}]
     GET  /events?since=T       [{time, kind, name, reason, message, fields}]
     GET  /scaledobject         {spec, status: {last_decision, ...}} (spec null when off)
-    GET  /endpoints            {grpc_target, prometheus_url, control_url, haproxy_stats_url, ...}
+    GET  /endpoints            {grpc_target, prometheus_url, control_url, envoy_admin_url, ...}
 """
 
 from __future__ import annotations
@@ -85,6 +86,9 @@ def pod_json(pod: PodProc, queue: int | None) -> dict[str, Any]:
         "phase": pod.phase,
         "http_port": pod.http_port,
         "pid": pod.proc.pid,
+        # Envoy's own view (admin /clusters): health flags and requests in flight on this host.
+        "envoy_health": pod.envoy_health,
+        "envoy_rq_active": pod.envoy_rq_active,
     }
 
 

@@ -18,10 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loadgate.config import describe_validation_error
 from loadgate.errors import UserError
+from loadgate.twin.spec import EnvoyFacts
 
-# Envoy's enum name -> TwinSpec.lb_policy. Other Envoy policies exist (RING_HASH, MAGLEV, RANDOM)
-# but the twin's HAProxy can only faithfully render these two.
-LB_POLICIES = {"LEAST_REQUEST": "least_request", "ROUND_ROBIN": "round_robin"}
 HPO_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
@@ -79,6 +77,7 @@ class HttpHealthCheck(EnvoyPart):
 
 class HealthCheck(EnvoyPart):
     interval: str
+    unhealthy_threshold: int | None = None
     http_health_check: HttpHealthCheck | None = None
 
 
@@ -139,22 +138,15 @@ class RouteConfig(EnvoyPart):
     response_headers_to_add: list[HeaderOption] = []
 
 
-class EnvoyFacts(EnvoyPart):
-    """The numbers of the model cluster and its route that the twin reproduces."""
+class ModelCluster(EnvoyPart):
+    """The model cluster as the bootstrap wires it: its facts, and the headless Service its
+    endpoints come from (the twin replaces that endpoint source, nothing else)."""
 
-    cluster_name: str
-    lb_policy: str  # TwinSpec spelling: least_request | round_robin
+    facts: EnvoyFacts
     dns_host: str  # the (headless) Service the cluster resolves, e.g. modelserver.ns.svc...
     grpc_port: int
     health_port: int | None
     health_path: str | None
-    health_interval_s: float | None
-    max_requests: int
-    max_pending_requests: int
-    max_requests_per_connection: int | None
-    retry_on: list[str]
-    num_retries: int
-    served_by_header: str | None  # the response header carrying %UPSTREAM_HOST%
 
 
 # --- validation against the typed Envoy API --------------------------------------------------
@@ -285,7 +277,7 @@ def panic_threshold(cluster: Cluster) -> float:
     return clc.healthy_panic_threshold.value
 
 
-def model_cluster_facts(boot: dict[str, Any], source: str) -> EnvoyFacts:
+def model_cluster_facts(boot: dict[str, Any], source: str) -> ModelCluster:
     """The cluster the listener routes to, with its route's retry policy and served-by header."""
     routes = _routes(boot)
     targets = sorted({r.route.cluster for _, _, r in routes if r.route})
@@ -306,21 +298,9 @@ def model_cluster_facts(boot: dict[str, Any], source: str) -> EnvoyFacts:
         cluster = Cluster.model_validate(clusters[idx])
     except ValidationError as e:
         raise UserError(describe_validation_error(e, where)) from None
-    if cluster.lb_policy not in LB_POLICIES:
-        raise UserError(
-            f"{where}.lb_policy: {cluster.lb_policy} cannot be emulated by the twin "
-            f"(expected one of {', '.join(LB_POLICIES)})"
-        )
-    panic = panic_threshold(cluster)
-    if panic != 0:
-        # HAProxy has no panic routing: with every pod down it answers 503 at once, which is
-        # Envoy's behaviour only at threshold 0. Refuse rather than verify a different stack.
-        raise UserError(
-            f"{where}.common_lb_config.healthy_panic_threshold: {panic:g}% panic routing (Envoy "
-            "sends to unhealthy pods once fewer than that share are healthy) cannot be emulated "
-            "by the twin; set it to 0 so not-ready pods get no traffic (see `loadgate lint`)"
-        )
     if cluster.type not in ("STRICT_DNS", "LOGICAL_DNS"):
+        # The twin follows the DNS name to the headless Service and its Deployment; it replaces
+        # that endpoint source with EDS from a file.
         raise UserError(
             f"{where}.type: expected STRICT_DNS on the headless Service, got {cluster.type}"
         )
@@ -336,18 +316,22 @@ def model_cluster_facts(boot: dict[str, Any], source: str) -> EnvoyFacts:
     http_hc = [h for h in cluster.health_checks if h.http_health_check]
     rc, vh, route = next((rc, vh, r) for rc, vh, r in routes if r.route and r.route.cluster == name)
     retry = route.route.retry_policy if route.route else None
-    return EnvoyFacts(
+    facts = EnvoyFacts(
         cluster_name=cluster.name,
-        lb_policy=LB_POLICIES[cluster.lb_policy],
-        dns_host=ep.address.socket_address.address,
-        grpc_port=ep.address.socket_address.port_value,
-        health_port=ep.health_check_config.port_value if ep.health_check_config else None,
-        health_path=http_hc[0].http_health_check.path if http_hc else None,
-        health_interval_s=_seconds(http_hc[0].interval) if http_hc else None,
+        lb_policy=cluster.lb_policy.lower(),
         max_requests=breaker.max_requests,
         max_pending_requests=breaker.max_pending_requests,
         max_requests_per_connection=int(mrpc) if mrpc is not None else None,
         retry_on=[s.strip() for s in retry.retry_on.split(",") if s.strip()] if retry else [],
         num_retries=retry.num_retries if retry else 0,
         served_by_header=_served_by_header(rc, vh, route),
+        health_check_interval_s=_seconds(http_hc[0].interval) if http_hc else None,
+        panic_threshold=panic_threshold(cluster),
+    )
+    return ModelCluster(
+        facts=facts,
+        dns_host=ep.address.socket_address.address,
+        grpc_port=ep.address.socket_address.port_value,
+        health_port=ep.health_check_config.port_value if ep.health_check_config else None,
+        health_path=http_hc[0].http_health_check.path if http_hc else None,
     )

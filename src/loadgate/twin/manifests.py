@@ -21,7 +21,8 @@ from pydantic import BaseModel, Field
 
 from loadgate.config import validate
 from loadgate.errors import UserError
-from loadgate.twin.envoy_config import model_cluster_facts, validate_bootstrap
+from loadgate.twin.envoy_bootstrap import edit_bootstrap
+from loadgate.twin.envoy_config import ModelCluster, model_cluster_facts, validate_bootstrap
 from loadgate.twin.k8s_files import (
     LOADER,
     Doc,
@@ -30,6 +31,7 @@ from loadgate.twin.k8s_files import (
     part,
     read_manifests,
 )
+from loadgate.twin.kubelet import ProbeSpec
 from loadgate.twin.scaledobject import ScaledObject, autoscaler_spec
 from loadgate.twin.spec import TwinSpec
 
@@ -65,8 +67,33 @@ class EnvVar(K8sPart):
     value: str | None = None
 
 
+class HTTPGetAction(K8sPart):
+    path: str = "/"
+
+
 class Probe(K8sPart):
+    # Kubernetes' defaults. The schema check has already refused unknown fields.
+    httpGet: HTTPGetAction | None = None
+    initialDelaySeconds: int = 0
     periodSeconds: int = 10
+    timeoutSeconds: int = 1
+    failureThreshold: int = 3
+    successThreshold: int = 1
+
+    def spec(self, where: str) -> ProbeSpec:
+        if self.httpGet is None:
+            raise UserError(
+                f"{where}: readinessProbe: the twin probes httpGet only (the model server's "
+                "readiness is /v2/health/ready)"
+            )
+        return ProbeSpec(
+            path=self.httpGet.path,
+            initial_delay_s=self.initialDelaySeconds,
+            period_s=self.periodSeconds,
+            timeout_s=self.timeoutSeconds,
+            failure_threshold=self.failureThreshold,
+            success_threshold=self.successThreshold,
+        )
 
 
 class Container(K8sPart):
@@ -118,6 +145,7 @@ class Service(K8sPart):
 
 
 def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
+    """The raw bootstrap (as written) of the one ConfigMap that holds it, and where it is."""
     found = [
         (d, key)
         for d in docs
@@ -138,7 +166,16 @@ def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark else ""
         raise UserError(f"{source}:{where} malformed YAML: {getattr(e, 'problem', e)}") from None
-    return validate_bootstrap(config, source), source
+    if not isinstance(config, dict):
+        raise UserError(
+            f"{source}: expected an Envoy bootstrap mapping, got {type(config).__name__}"
+        )
+    return config, source
+
+
+def read_model_cluster(bootstrap: dict[str, Any], source: str) -> ModelCluster:
+    """Validate a bootstrap against Envoy's API and read its model cluster (also after edits)."""
+    return model_cluster_facts(validate_bootstrap(bootstrap, source), source)
 
 
 def _expand(arg: str, env: dict[str, str]) -> str:
@@ -197,14 +234,14 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
     for doc in docs:
         check_kubernetes_schema(doc)
     boot, envoy_source = _envoy_bootstrap(docs)
-    envoy = model_cluster_facts(boot, envoy_source)
+    envoy = read_model_cluster(boot, envoy_source)
 
     svc_name = envoy.dns_host.split(".")[0]
     svc_doc = _find_one(
         docs,
         "Service",
         lambda d: d.name == svc_name,
-        f"named {svc_name!r} (Envoy cluster {envoy.cluster_name} resolves {envoy.dns_host})",
+        f"named {svc_name!r} (Envoy cluster {envoy.facts.cluster_name} resolves {envoy.dns_host})",
     )
     svc: Service = part(Service, svc_doc)
     if svc.spec.clusterIP != "None":
@@ -246,38 +283,29 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
         )
 
     probe = container.readinessProbe
-    period = envoy.health_interval_s or (probe.periodSeconds if probe else None)
     fields: dict[str, Any] = dict(
         namespace=namespace or dep.metadata.namespace or "default",
         deployment=dep.metadata.name,
         replicas=dep.spec.replicas,
-        cluster_name=envoy.cluster_name,
-        lb_policy=envoy.lb_policy,
-        max_requests=envoy.max_requests,
-        max_pending_requests=envoy.max_pending_requests,
-        max_requests_per_connection=envoy.max_requests_per_connection,
-        retry_on=envoy.retry_on,
-        num_retries=envoy.num_retries,
+        envoy_bootstrap=boot,
+        envoy=envoy.facts,
+        readiness_probe=probe.spec(f"{dep_doc.source}: container {container.name}")
+        if probe
+        else None,
         modelserver_args=passthrough,
         autoscaler=autoscaler,
         **numbers,
     )
-    if envoy.served_by_header:
-        fields["served_by_header"] = envoy.served_by_header
-    if period:
-        fields["readiness_period_s"] = period
     return validate(TwinSpec, fields, f"{manifests_dir} (derived twin spec)")
 
 
 # --- overrides --------------------------------------------------------------------------------
 
-_LB_ALIASES = {
-    "least_request": "least_request",
-    "least-request": "least_request",
-    "leastconn": "least_request",
-    "round_robin": "round_robin",
-    "round-robin": "round_robin",
-    "roundrobin": "round_robin",
+# Override spelling -> Envoy's lb_policy enum name.
+LB_OVERRIDES = {
+    "least_request": "LEAST_REQUEST",
+    "round_robin": "ROUND_ROBIN",
+    "random": "RANDOM",
 }
 
 
@@ -292,28 +320,40 @@ def apply_overrides(
     restart_delay: float | None = None,
     time_scale: float | None = None,
     token_chunk: int | None = None,
+    health_check_interval: float | None = None,
+    num_retries: int | None = None,
 ) -> TwinSpec:
     """The one override path shared by the CLI flags and tests. None leaves a value as the
-    manifests say; max_requests=0 removes the in-flight limit; ready_max_queue=0 turns the
-    readiness rule off."""
+    manifests say. Envoy's settings (lb, max_requests — 0 lifts the breaker —, the health-check
+    interval, the route's retries) are edits of the Envoy bootstrap itself; ready_max_queue=0
+    turns the model server's readiness rule off."""
     upd: dict[str, Any] = {}
-    if lb is not None:
-        if lb.lower() not in _LB_ALIASES:
-            raise UserError(f"--lb: expected least_request or round_robin, got {lb!r}")
-        upd["lb_policy"] = _LB_ALIASES[lb.lower()]
+    if lb is not None and lb.lower().replace("-", "_") not in LB_OVERRIDES:
+        raise UserError(f"--lb: expected one of {', '.join(LB_OVERRIDES)}, got {lb!r}")
     checks = [
         ("--replicas", replicas, 0),
         ("--max-requests", max_requests, 0),
         ("--ready-max-queue", ready_max_queue, 0),
         ("--token-chunk", token_chunk, 1),
+        ("--num-retries", num_retries, 0),
     ]
     for flag, value, low in checks:
         if value is not None and value < low:
             raise UserError(f"{flag}: must be >= {low}, got {value}")
+    if health_check_interval is not None and not health_check_interval > 0:
+        raise UserError(f"--health-check-interval: must be > 0, got {health_check_interval}")
+    envoy_edits = dict(
+        lb_policy=LB_OVERRIDES[lb.lower().replace("-", "_")] if lb is not None else None,
+        max_requests=max_requests,
+        health_check_interval_s=health_check_interval,
+        num_retries=num_retries,
+    )
+    if any(v is not None for v in envoy_edits.values()):
+        boot = edit_bootstrap(spec.envoy_bootstrap, spec.cluster_name, **envoy_edits)
+        upd["envoy_bootstrap"] = boot
+        upd["envoy"] = read_model_cluster(boot, "overridden Envoy bootstrap").facts
     if replicas is not None:
         upd["replicas"] = replicas
-    if max_requests is not None:
-        upd["max_requests"] = max_requests or None
     if ready_max_queue is not None:
         upd["ready_max_queue"] = ready_max_queue or None
         if ready_max_queue and spec.ready_resume_queue >= ready_max_queue:

@@ -1,18 +1,10 @@
-"""Prometheus (Debian) for the twin: config, pod discovery file, recording rules, queries.
+"""Prometheus (Debian) for the twin: config, pod discovery file, one recording rule, queries.
 
-The recording rules publish HAProxy's real series under Envoy's metric names, labelled
-`envoy_cluster_name=<cluster>`, so a ScaledObject query written for Envoy runs verbatim here:
-
-| Envoy series                              | from (HAProxy exporter / pods)                        |
-|-------------------------------------------|-------------------------------------------------------|
-| envoy_cluster_upstream_rq_active          | haproxy_backend_current_sessions (in-flight streams)  |
-| envoy_cluster_upstream_rq_pending_active  | haproxy_backend_current_queue                          |
-| envoy_cluster_upstream_rq_pending_overflow| haproxy_frontend_requests_denied_total (breaker 503s) |
-| envoy_cluster_upstream_rq_total           | haproxy_backend_http_requests_total                    |
-| envoy_cluster_membership_healthy          | haproxy_backend_active_servers (servers UP)            |
-
-Plus `loadgate:pod_inflight{pod=...}` = executing + queued as each pod reports it, the
-ground truth that tests compare `envoy_cluster_upstream_rq_active` against.
+Prometheus scrapes Envoy's own `/stats/prometheus` (admin port) and the pods' `/metrics`, as in
+fixtures/k8s/prometheus.yaml, so the ScaledObject's query runs verbatim on Envoy's series
+(`envoy_cluster_upstream_rq_active{envoy_cluster_name=...}`). One recording rule,
+`loadgate:pod_inflight{pod=...}` = executing + queued as each pod reports it, is the ground
+truth that tests compare Envoy's in-flight count against.
 """
 
 from __future__ import annotations
@@ -26,47 +18,21 @@ from pathlib import Path
 
 import yaml
 
-from loadgate.twin.haproxy import BACKEND, FRONTEND
-
 SCRAPE_INTERVAL = "1s"
+ENVOY_JOB = "envoy"
+POD_JOB = "pods"
 
 
-def recording_rules(cluster: str) -> dict:
-    labels = {"envoy_cluster_name": cluster}
-
-    def rule(name: str, expr: str) -> dict:
-        return {"record": name, "expr": expr, "labels": dict(labels)}
-
-    be, fe = f'{{proxy="{BACKEND}"}}', f'{{proxy="{FRONTEND}"}}'
+def recording_rules() -> dict:
     return {
         "groups": [
             {
-                "name": "loadgate-envoy-compat",
+                "name": "loadgate",
                 "interval": SCRAPE_INTERVAL,
                 "rules": [
-                    rule(
-                        "envoy_cluster_upstream_rq_active",
-                        f"sum(haproxy_backend_current_sessions{be})",
-                    ),
-                    rule(
-                        "envoy_cluster_upstream_rq_pending_active",
-                        f"sum(haproxy_backend_current_queue{be})",
-                    ),
-                    rule(
-                        "envoy_cluster_upstream_rq_pending_overflow",
-                        f"sum(haproxy_frontend_requests_denied_total{fe})",
-                    ),
-                    rule(
-                        "envoy_cluster_upstream_rq_total",
-                        f"sum(haproxy_backend_http_requests_total{be})",
-                    ),
-                    rule(
-                        "envoy_cluster_membership_healthy",
-                        f"sum(haproxy_backend_active_servers{be})",
-                    ),
                     {
                         "record": "loadgate:pod_inflight",
-                        "expr": 'sum by (pod) ({job="pods",__name__=~"nv_inference_pending_request_count|loadgate_inference_executing_count"})',
+                        "expr": f'sum by (pod) ({{job="{POD_JOB}",__name__=~"nv_inference_pending_request_count|loadgate_inference_executing_count"}})',
                     },
                 ],
             }
@@ -74,8 +40,8 @@ def recording_rules(cluster: str) -> dict:
     }
 
 
-def render_config(run_dir: Path, haproxy_metrics: str) -> dict:
-    """prometheus.yml: 1 s scrapes of the pods (file_sd) and of HAProxy's exporter."""
+def render_config(run_dir: Path, envoy_admin: str) -> dict:
+    """prometheus.yml: 1 s scrapes of the pods (file_sd) and of Envoy's admin stats."""
     return {
         "global": {
             "scrape_interval": SCRAPE_INTERVAL,
@@ -85,21 +51,25 @@ def render_config(run_dir: Path, haproxy_metrics: str) -> dict:
         "rule_files": [str(run_dir / "rules.yml")],
         "scrape_configs": [
             {
-                "job_name": "pods",
+                "job_name": POD_JOB,
                 "file_sd_configs": [
                     {"files": [str(run_dir / "pods.json")], "refresh_interval": "1s"}
                 ],
             },
-            {"job_name": "haproxy", "static_configs": [{"targets": [haproxy_metrics]}]},
+            {
+                "job_name": ENVOY_JOB,
+                "metrics_path": "/stats/prometheus",
+                "static_configs": [{"targets": [envoy_admin]}],
+            },
         ],
     }
 
 
-def write_files(run_dir: Path, cluster: str, haproxy_metrics: str) -> Path:
+def write_files(run_dir: Path, envoy_admin: str) -> Path:
     """Write prometheus.yml, rules.yml and an empty pods.json; returns the config path."""
     cfg = run_dir / "prometheus.yml"
-    (run_dir / "rules.yml").write_text(yaml.safe_dump(recording_rules(cluster), sort_keys=False))
-    cfg.write_text(yaml.safe_dump(render_config(run_dir, haproxy_metrics), sort_keys=False))
+    (run_dir / "rules.yml").write_text(yaml.safe_dump(recording_rules(), sort_keys=False))
+    cfg.write_text(yaml.safe_dump(render_config(run_dir, envoy_admin), sort_keys=False))
     write_targets(run_dir / "pods.json", [])
     return cfg
 

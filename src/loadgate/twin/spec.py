@@ -7,13 +7,12 @@ Durations are in *simulated* seconds as written in the manifests; the twin multi
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from loadgate.config import StrictModel
-
-LbPolicy = Literal["least_request", "round_robin"]
+from loadgate.twin.kubelet import ProbeSpec
 
 
 class ScalingPolicy(StrictModel):
@@ -51,21 +50,34 @@ class AutoscalerSpec(StrictModel):
     scale_down: ScalingRules
 
 
+class EnvoyFacts(StrictModel):
+    """What the model cluster of the bootstrap says, read back from it (never set on its own:
+    `loadgate.twin.manifests.envoy_facts` derives it from `TwinSpec.envoy_bootstrap`)."""
+
+    cluster_name: str  # the envoy_cluster_name label of Envoy's series
+    lb_policy: str  # Envoy's lb_policy, lower case: least_request, round_robin, ...
+    max_requests: int  # the DEFAULT priority breaker (Envoy's default 1024 when absent)
+    max_pending_requests: int
+    max_requests_per_connection: int | None = None
+    retry_on: list[str] = []
+    num_retries: int = 0
+    served_by_header: str | None = None  # the response header carrying %UPSTREAM_HOST%
+    health_check_interval_s: float | None = None  # Envoy's active health check (real time)
+    panic_threshold: float = 50.0  # percent (Envoy's default when absent)
+
+
 class TwinSpec(StrictModel):
     namespace: str = "default"
     deployment: str  # model-server Deployment name; pods are <deployment>-<hash>-<suffix>
     replicas: int = Field(ge=0)
-    cluster_name: str  # Envoy cluster name: the envoy_cluster_name label of recorded series
-    lb_policy: LbPolicy
-    max_requests: int | None = Field(default=None, ge=1)  # breaker: None = no in-flight limit
-    max_pending_requests: int | None = Field(default=None, ge=1)
-    max_requests_per_connection: int | None = Field(default=None, ge=1)
-    retry_on: list[str] = []
-    num_retries: int = 0
-    served_by_header: str = "x-upstream-host"
+    # The Envoy bootstrap as shipped (ConfigMap key envoy.yaml), after overrides; the twin's
+    # Envoy runs it through `envoy_bootstrap.twin_bootstrap` and nothing else.
+    envoy_bootstrap: dict[str, Any]
+    envoy: EnvoyFacts
     ready_max_queue: int | None = Field(default=50, ge=1)  # None = readiness rule off
     ready_resume_queue: int = Field(default=25, ge=0)
-    readiness_period_s: float = Field(default=0.5, gt=0)  # health-check interval (real time)
+    # The model container's readinessProbe (None: ready once started, as Kubernetes does).
+    readiness_probe: ProbeSpec | None = None
     max_batch_size: int = Field(default=8, ge=1)
     # Tokens per stream message after the first (the first token is always sent alone, so time to
     # first token stays exact). Real Triton sends one message per token; chunking bounds the
@@ -76,3 +88,22 @@ class TwinSpec(StrictModel):
     restart_delay_s: float = Field(default=2.0, ge=0)  # Deployment controller re-creating a pod
     time_scale: float = Field(default=1.0, gt=0)
     autoscaler: AutoscalerSpec | None = None  # None = autoscaler off
+
+    @property
+    def cluster_name(self) -> str:
+        return self.envoy.cluster_name
+
+    @property
+    def max_requests(self) -> int | None:
+        """The breaker's in-flight limit; None when it is lifted (a broken twin)."""
+        from loadgate.twin.envoy_bootstrap import NO_LIMIT
+
+        return None if self.envoy.max_requests >= NO_LIMIT else self.envoy.max_requests
+
+    @property
+    def probe_s(self) -> float:
+        """How soon the stack can notice a not-ready pod: Envoy's health check, else the
+        kubelet's probe period."""
+        if self.envoy.health_check_interval_s:
+            return self.envoy.health_check_interval_s
+        return self.readiness_probe.period_s if self.readiness_probe else 1.0

@@ -1,4 +1,4 @@
-"""`Twin`: boots and stops the whole local stack (HAProxy, Prometheus, pods, autoscaler, control
+"""`Twin`: boots and stops the whole local stack (Envoy, Prometheus, pods, autoscaler, control
 API) in one run directory.
 
     with Twin.up(spec, progress=print) as twin:
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -24,10 +23,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import yaml
+
 from loadgate.errors import UserError
-from loadgate.procs import http_status, port_open, require_binary, spawn, stop
-from loadgate.twin import haproxy, prometheus
+from loadgate.observe.envoy import EnvoyAdmin
+from loadgate.procs import free_port, http_status, port_open, require_binary, spawn, stop
+from loadgate.twin import envoy_proc, prometheus
 from loadgate.twin.control import ControlServer
+from loadgate.twin.eds import EdsFile
+from loadgate.twin.envoy_bootstrap import (
+    TwinPlacement,
+    ingress_listener,
+    listener_names,
+    twin_bootstrap,
+)
 from loadgate.twin.eventlog import EventLog
 from loadgate.twin.spec import TwinSpec
 from loadgate.twin.supervisor import PodCommand, PodProc, Supervisor
@@ -41,7 +50,7 @@ if TYPE_CHECKING:
     from loadgate.twin.scaler import ScalerRunner
 
 BOOT_TIMEOUT_S = 60.0
-_HINT = "install it with `make setup` (Debian package '{}')"
+ACCESS_LOG = "access.log"
 
 
 def modelserver_command(spec: TwinSpec) -> PodCommand:
@@ -49,7 +58,7 @@ def modelserver_command(spec: TwinSpec) -> PodCommand:
     from loadgate.modelserver.process import modelserver_cmd
 
     opts: dict = {
-        "host": "127.0.0.1",  # the twin's pods live on loopback; HAProxy names them by port
+        "host": "127.0.0.1",  # the twin's pods live on loopback; Envoy knows them by port
         "time_scale": spec.time_scale,
         "max_batch_size": spec.max_batch_size,
         "token_chunk": spec.token_chunk,
@@ -76,15 +85,6 @@ def log_tail(path: Path, lines: int = 3) -> str:
     return " | ".join(picked) or "(empty log)"
 
 
-def short_socket_path(run_dir: Path) -> Path:
-    """A unix socket path under the ~100-byte limit (sun_path): the run dir when it is short
-    enough, else a private temp dir."""
-    path = run_dir / "haproxy.sock"
-    if len(str(path)) <= 90:
-        return path
-    return Path(tempfile.mkdtemp(prefix="loadgate-")) / "haproxy.sock"
-
-
 class Twin:
     """A running twin. Create with `Twin.up(...)`; attributes are set once boot succeeded."""
 
@@ -100,8 +100,9 @@ class Twin:
         self.control: ControlServer | None = None
         self._down_lock = threading.Lock()
         self._is_down = False
-        self.grpc_target = self.prometheus_url = self.control_url = self.haproxy_stats_url = ""
-        self.haproxy_metrics_url = ""
+        self.grpc_target = self.prometheus_url = self.control_url = self.envoy_admin_url = ""
+        self.envoy_version = ""
+        self.access_log = run_dir / ACCESS_LOG
         self.started = time.time()
 
     # -- boot ---------------------------------------------------------------------------------
@@ -117,15 +118,18 @@ class Twin:
     ) -> Twin:
         """Boot everything; raises UserError (after cleaning up) when something cannot start.
         `pod_command` replaces loadgate-modelserver (tests of the plumbing only)."""
-        hap_bin = require_binary("haproxy", _HINT.format("haproxy"))
-        prom_bin = require_binary("prometheus", _HINT.format("prometheus"))
+        envoy_bin, envoy_version = envoy_proc.envoy_binary()
+        prom_bin = require_binary(
+            "prometheus", "install it with `make setup` (Debian package 'prometheus')"
+        )
         if run_dir is None:
             run_dir = Path(tempfile.mkdtemp(prefix="loadgate-twin-"))
         run_dir = Path(run_dir).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         twin = cls(spec, run_dir, progress or (lambda _msg: None))
         try:
-            twin._boot(hap_bin, prom_bin, pod_command or modelserver_command(spec))
+            twin.envoy_version = envoy_version
+            twin._boot(envoy_bin, prom_bin, pod_command or modelserver_command(spec))
         except BaseException:
             twin.down()
             raise
@@ -136,39 +140,62 @@ class Twin:
         self._procs[key] = proc
         return proc
 
-    def _boot(self, hap_bin: str, prom_bin: str, pod_command: PodCommand) -> None:
-        from loadgate.procs import free_port
-
+    def _boot(self, envoy_bin: str, prom_bin: str, pod_command: PodCommand) -> None:
         t0 = time.monotonic()
         spec, rd = self.spec, self.run_dir
-        ports = haproxy.ProxyPorts(grpc=free_port(), stats=free_port())
+        boot = spec.envoy_bootstrap
+        ingress = ingress_listener(boot, spec.cluster_name)
+        at = TwinPlacement(
+            admin_port=free_port(),
+            listener_ports={name: free_port() for name in listener_names(boot)},
+            eds_path=rd / "eds.json",
+            access_log_path=self.access_log,
+        )
+        config = rd / "envoy.yaml"
+        config.write_text(
+            "# The shipped Envoy bootstrap as the twin runs it (loadgate.twin.envoy_bootstrap):\n"
+            "# only bind addresses, the model cluster's endpoint source and the access log differ.\n"
+            + yaml.safe_dump(twin_bootstrap(boot, spec.cluster_name, at), sort_keys=False)
+        )
+        eds = EdsFile(at.eds_path, spec.cluster_name)
+        eds.write([])
         prom_port = free_port()
-        sock = self._socket = short_socket_path(rd)
-        sock.unlink(missing_ok=True)
-        (rd / "haproxy.cfg").write_text(haproxy.render_config(spec, ports, sock))
-        stats_addr = f"127.0.0.1:{ports.stats}"
-        prom_cfg = prometheus.write_files(rd, spec.cluster_name, stats_addr)
+        self.envoy_admin_url = f"http://127.0.0.1:{at.admin_port}"
+        prom_cfg = prometheus.write_files(rd, f"127.0.0.1:{at.admin_port}")
 
-        self._say(f"starting HAProxy (gRPC 127.0.0.1:{ports.grpc}, {spec.lb_policy})")
-        self._spawn("haproxy", [hap_bin, "-db", "-f", str(rd / "haproxy.cfg")])
+        grpc_port = at.listener_ports[ingress]
+        self._say(
+            f"starting Envoy {self.envoy_version} (gRPC 127.0.0.1:{grpc_port}, "
+            f"{spec.envoy.lb_policy}, max_requests {spec.max_requests or 'none'})"
+        )
+        self._spawn("envoy", envoy_proc.command(envoy_bin, config, spec))
         self._say(f"starting Prometheus (127.0.0.1:{prom_port})")
         self._spawn("prometheus", prometheus.command(prom_bin, prom_cfg, rd, prom_port))
 
-        self.grpc_target = f"127.0.0.1:{ports.grpc}"
-        self.haproxy_stats_url = f"http://{stats_addr}/stats"
-        self.haproxy_metrics_url = f"http://{stats_addr}/metrics"
+        self.grpc_target = f"127.0.0.1:{grpc_port}"
         self.prometheus_url = f"http://127.0.0.1:{prom_port}"
-        self._wait("haproxy", lambda: sock.exists() and port_open("127.0.0.1", ports.grpc))
-        self.runtime = haproxy.Runtime(sock)
+        self._wait(
+            "envoy",
+            lambda: (
+                http_status(f"{self.envoy_admin_url}/ready", timeout=0.5) == 200
+                and port_open("127.0.0.1", grpc_port)
+            ),
+        )
 
         self._say(f"starting {spec.replicas} model pod(s) of {spec.deployment}")
         self.supervisor = Supervisor(
-            spec, rd, self.runtime, pod_command, self.log, self._pods_changed
+            spec,
+            rd,
+            eds,
+            EnvoyAdmin(self.envoy_admin_url, timeout=2.0),
+            pod_command,
+            self.log,
+            self._pods_changed,
         )
         self.supervisor.scale(spec.replicas)
         self.supervisor.start()  # its thread spawns the pods, so they die with it
         self._wait_pods(spec.replicas)
-        self._say(f"{spec.replicas} pod(s) ready in HAProxy")
+        self._say(f"{spec.replicas} pod(s) ready and healthy in Envoy")
         self._wait("prometheus", lambda: http_status(f"{self.prometheus_url}/-/ready") == 200)
 
         self.control = ControlServer(self)
@@ -195,7 +222,7 @@ class Twin:
             except OSError:
                 return False
 
-        self._wait("Prometheus' first scrape of HAProxy", recorded, timeout=timeout)
+        self._wait("Prometheus' first scrape of Envoy", recorded, timeout=timeout)
 
     def _say(self, msg: str) -> None:
         self._progress(msg)
@@ -228,9 +255,10 @@ class Twin:
                     continue  # a free-port race: the supervisor replaces it on new ports
                 tail = log_tail(self.run_dir / "pods" / f"{e.name}.log")
                 raise UserError(f"pod {e.name} exited during boot ({e.message}): {tail}")
-            # A transient supervisor error (e.g. a slow runtime-API answer on a loaded machine)
-            # is retried on the next tick; a persistent one ends in the boot timeout below.
-            return sup.ready_count() >= n
+            # A transient supervisor error is retried on the next tick; a persistent one ends in
+            # the boot timeout below. Serving = ready for the kubelet and healthy for Envoy.
+            healthy = [p for p in sup.pods() if p.in_endpoints and p.envoy_health == "healthy"]
+            return len(healthy) >= n
 
         try:
             self._wait(f"{n} model pod(s)", ready)
@@ -257,13 +285,17 @@ class Twin:
         """Pod events, readiness, replicas and autoscaler decisions (TIMELINE contract)."""
         return self.log.frame(since)
 
+    def envoy_admin(self) -> EnvoyAdmin:
+        return EnvoyAdmin(self.envoy_admin_url)
+
     def endpoints(self) -> dict[str, str]:
         return {
             "grpc_target": self.grpc_target,
             "prometheus_url": self.prometheus_url,
             "control_url": self.control_url,
-            "haproxy_stats_url": self.haproxy_stats_url,
-            "haproxy_metrics_url": self.haproxy_metrics_url,
+            "envoy_admin_url": self.envoy_admin_url,
+            "envoy_version": self.envoy_version,
+            "access_log": str(self.access_log),
             "run_dir": str(self.run_dir),
         }
 
@@ -287,13 +319,10 @@ class Twin:
         with contextlib.suppress(Exception):
             if self.supervisor is not None:
                 self.supervisor.shutdown()
-        for key in ("prometheus", "haproxy"):
+        for key in ("prometheus", "envoy"):  # Envoy flushes its access log on SIGTERM
             with contextlib.suppress(Exception):
                 stop(self._procs.get(key), grace=5)
         self._launcher.shutdown(wait=True)
-        sock = getattr(self, "_socket", None)
-        if sock is not None and sock.parent != self.run_dir:
-            shutil.rmtree(sock.parent, ignore_errors=True)
 
     def __enter__(self) -> Twin:
         return self

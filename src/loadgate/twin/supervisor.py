@@ -1,10 +1,15 @@
-"""The emulated Deployment controller: keeps `replicas` pod processes, like a ReplicaSet.
+"""The emulated Deployment controller, kubelet readiness probe and EndpointSlice controller:
+keeps `replicas` pod processes and tells Envoy, through its EDS file, which of them are ready.
 
 One thread reconciles ~10 times a second: it notices exits, replaces killed pods after
-`restart_delay_s × time_scale` under a new name, adds ready pods to HAProxy, takes pods out
-before a scale-down SIGTERM, and turns HAProxy's view of each server (one `show stat` per tick,
-cheap) into Ready/NotReady events — "Ready" means in the proxy's endpoints, as with a readiness
-probe and a Service. Pods are spawned by this thread, so they die with it (PDEATHSIG).
+`restart_delay_s × time_scale` under a new name, probes each pod's readiness as the kubelet would
+(the model container's readinessProbe: period, timeout, thresholds), writes the ready pods to the
+EDS file (a pod being deleted leaves it at once, as a terminating pod leaves its
+EndpointSlice), and records Envoy's own view of each pod (health flags from admin /clusters).
+"Ready" is the kubelet's verdict; whether Envoy still routes to a pod is Envoy's (it keeps a
+removed host that still passes its health check until it fails one). Pods are spawned by this
+thread, so they die with it (PDEATHSIG); HTTP checks run in a small pool so a slow pod never
+stalls the loop.
 """
 
 from __future__ import annotations
@@ -18,12 +23,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loadgate.observe.envoy import ClusterStatus, EnvoyAdmin
 from loadgate.procs import free_port, http_status, spawn, stop
+from loadgate.twin.eds import EdsEndpoint, EdsFile
 from loadgate.twin.eventlog import EventLog
-from loadgate.twin.haproxy import Runtime
+from loadgate.twin.kubelet import ProbeSpec, ProbeState
 from loadgate.twin.spec import TwinSpec
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,10 @@ log = logging.getLogger(__name__)
 PodCommand = Callable[[str, int, int], list[str]]  # (pod name, grpc port, http port) -> argv
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' rand.SafeEncodeString alphabet
 TICK_S = 0.1
+ENVOY_POLL_S = 0.2  # how often Envoy's view of the pods (health flags, rq_active) is read
+# A pod without a readinessProbe is ready once its container runs (Kubernetes' rule); the twin
+# knows it runs when /v2/health/live answers.
+_NO_PROBE = ProbeSpec(path="/v2/health/live", period_s=1.0, failure_threshold=1)
 
 
 def template_hash(spec: TwinSpec) -> str:
@@ -51,16 +63,24 @@ class PodProc:
     proc: subprocess.Popen
     log_path: Path
     created: float
-    started: float | None = None
-    ready: bool = False
+    started: float | None = None  # epoch s the container answered /v2/health/live
+    ready: bool = False  # the kubelet's readiness verdict
     phase: str = "Pending"  # Pending | Running | Terminating
-    in_proxy: bool = False
+    probe: ProbeState | None = None
     kill_deadline: float | None = None  # SIGKILL when the grace period runs out
+    check: Future | None = None  # the HTTP check in flight, if any
+    envoy_health: str = ""  # Envoy's health flags for this host ("" while Envoy has none)
+    envoy_rq_active: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def in_endpoints(self) -> bool:
+        """In the EndpointSlice's ready endpoints: ready and not being deleted."""
+        return self.ready and self.phase == "Running"
 
 
 class Supervisor:
@@ -68,26 +88,32 @@ class Supervisor:
         self,
         spec: TwinSpec,
         run_dir: Path,
-        runtime: Runtime,
+        eds: EdsFile,
+        envoy: EnvoyAdmin | None,
         pod_command: PodCommand,
         log: EventLog,
         on_pods_changed: Callable[[list[PodProc]], None],
     ) -> None:
         self.spec = spec
         self.run_dir = run_dir
-        self.runtime = runtime
+        self.eds = eds
+        self.envoy = envoy
         self.pod_command = pod_command
         self.log = log
         self.on_pods_changed = on_pods_changed
         self.desired = spec.replicas
         self.hash = template_hash(spec)
+        self.probe_spec = spec.readiness_probe or _NO_PROBE
         self._rng = random.Random()
         self._lock = threading.RLock()
         self._pods: dict[str, PodProc] = {}
         self._restarts: list[float] = []  # monotonic times at which a replacement is created
-        self._to_delete: set[str] = set()  # addresses drained in HAProxy, awaiting `del server`
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="twin-supervisor", daemon=True)
+        self._checks = ThreadPoolExecutor(max_workers=8, thread_name_prefix="twin-probe")
+        self._envoy_poll: Future | None = None
+        self._envoy_due = 0.0
+        self.envoy_error: str | None = None
         self.error: BaseException | None = None
         self._last_ready: int | None = None
         (run_dir / "pods").mkdir(parents=True, exist_ok=True)
@@ -95,6 +121,7 @@ class Supervisor:
     # -- public API (any thread) -------------------------------------------------------------
 
     def start(self) -> None:
+        self.eds.write([])  # Envoy starts with an empty cluster; pods join as they get ready
         self._thread.start()
 
     def pods(self) -> list[PodProc]:
@@ -117,8 +144,8 @@ class Supervisor:
             self.log.metric("twin", "replicas_spec", {"deployment": self.spec.deployment}, replicas)
 
     def kill(self, names: list[str], grace_period: float = 0.0) -> list[str]:
-        """Delete pods as `kubectl delete pod` would: SIGTERM + grace, or SIGKILL at 0. The
-        ReplicaSet creates each replacement after the restart delay."""
+        """Delete pods as `kubectl delete pod` would: out of the endpoints at once, SIGTERM +
+        grace (SIGKILL at 0). The ReplicaSet creates each replacement after the restart delay."""
         killed = []
         with self._lock:
             for name in names:
@@ -126,9 +153,7 @@ class Supervisor:
                 if pod is None or pod.phase == "Terminating":
                     continue
                 sig = signal.SIGKILL if grace_period <= 0 else signal.SIGTERM
-                self._signal(pod, sig)
-                pod.phase = "Terminating"
-                pod.kill_deadline = time.monotonic() + grace_period if grace_period > 0 else None
+                self._terminate(pod, sig, grace_period)
                 self.log.event(
                     "pod",
                     name,
@@ -139,16 +164,18 @@ class Supervisor:
                 )
                 self._restarts.append(time.monotonic() + self._restart_delay())
                 killed.append(name)
+            self._publish_endpoints()
         return killed
 
     def ready_count(self) -> int:
         with self._lock:
-            return sum(1 for p in self._pods.values() if p.ready and p.phase == "Running")
+            return sum(1 for p in self._pods.values() if p.in_endpoints)
 
     def shutdown(self, grace: float = 3.0) -> None:
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=5)
+        self._checks.shutdown(wait=False, cancel_futures=True)
         with self._lock:
             pods = list(self._pods.values())
         for p in pods:  # SIGTERM all first so they drain in parallel
@@ -174,10 +201,12 @@ class Supervisor:
 
     def _tick(self) -> None:
         changed = self._reap()
-        changed |= self._start_pending()
-        self._watch_readiness()
+        self._probe()
+        self._watch_envoy()
         changed |= self._reconcile()
-        self._delete_drained()
+        with self._lock:
+            self._publish_endpoints()
+            self._record_replicas()
         if changed:
             self.on_pods_changed(self.pods())
 
@@ -203,54 +232,101 @@ class Supervisor:
                     address=pod.address,
                     exit_code=code,
                 )
-                self.log.metric("twin", "pod_ready", {"pod": pod.name, "address": pod.address}, 0)
+                if pod.ready:
+                    self._set_ready(pod, False, "container exited")
                 if pod.phase != "Terminating":  # crashed or killed from outside the twin
                     self._restarts.append(now + self._restart_delay())
-                if pod.in_proxy:
-                    self._drain(pod.address)
         return changed
 
-    def _start_pending(self) -> bool:
-        """Pending pods become Started when their HTTP port answers, then join HAProxy when
-        their readiness endpoint says 200."""
-        changed = False
+    def _probe(self) -> None:
+        """Start the HTTP checks that are due; apply the ones that finished. A pending pod is
+        Started once /v2/health/live answers; from then on the readiness probe runs."""
+        now = time.monotonic()
         for pod in self.pods():
-            if pod.phase != "Pending":
+            if pod.check is not None:
+                if not pod.check.done():
+                    continue
+                ok = pod.check.result() == 200
+                pod.check = None
+                self._apply_check(pod, ok, now)
                 continue
-            base = f"http://127.0.0.1:{pod.http_port}/v2/health"
+            if pod.phase == "Terminating":
+                continue
             if pod.started is None:
-                if http_status(f"{base}/live", timeout=0.3) != 200:
-                    continue
-                pod.started = time.time()
-                self.log.event("pod", pod.name, "Started", address=pod.address)
-            if http_status(f"{base}/ready", timeout=0.3) == 200:
-                self.runtime.add_server(pod.address, pod.http_port)
-                with self._lock:
-                    pod.in_proxy = True
-                    pod.phase = "Running"
-                changed = True
-        return changed
+                url, timeout = f"http://127.0.0.1:{pod.http_port}/v2/health/live", 0.5
+            elif pod.probe is not None and pod.probe.due(now):
+                url = f"http://127.0.0.1:{pod.http_port}{self.probe_spec.path}"
+                timeout = self.probe_spec.timeout_s
+            else:
+                continue
+            pod.check = self._checks.submit(http_status, url, timeout)
 
-    def _watch_readiness(self) -> None:
-        status = {row["svname"]: row.get("status", "") for row in self.runtime.stat()}
+    def _apply_check(self, pod: PodProc, ok: bool, now: float) -> None:
         with self._lock:
-            for pod in self._pods.values():
-                if not pod.in_proxy:
-                    continue
-                ready = status.get(pod.address, "").startswith("UP") and pod.phase == "Running"
-                if ready != pod.ready:
-                    pod.ready = ready
-                    reason = "Ready" if ready else "NotReady"
-                    self.log.event(
-                        "pod", pod.name, reason, status.get(pod.address, ""), address=pod.address
-                    )
-                    self.log.metric(
-                        "twin", "pod_ready", {"pod": pod.name, "address": pod.address}, int(ready)
-                    )
-            self._record_replicas()
+            if pod.name not in self._pods or pod.phase == "Terminating":
+                return
+            if pod.started is None:
+                if ok:
+                    pod.started = time.time()
+                    pod.phase = "Running"
+                    pod.probe = ProbeState(self.probe_spec, started=now)
+                    self.log.event("pod", pod.name, "Started", address=pod.address)
+                return
+            assert pod.probe is not None
+            became = pod.probe.observe(ok, now)
+            if became is not None:
+                self._set_ready(pod, became, "readiness probe " + ("passed" if ok else "failed"))
+
+    def _set_ready(self, pod: PodProc, ready: bool, why: str) -> None:
+        pod.ready = ready
+        self.log.event("pod", pod.name, "Ready" if ready else "NotReady", why, address=pod.address)
+        labels = {"pod": pod.name, "address": pod.address}
+        self.log.metric("twin", "pod_ready", labels, int(ready))
+
+    def _publish_endpoints(self) -> None:
+        """The EndpointSlice: every ready pod that is not being deleted (called under the lock)."""
+        endpoints = [
+            EdsEndpoint(p.name, "127.0.0.1", p.grpc_port, p.http_port)
+            for p in self._pods.values()
+            if p.in_endpoints
+        ]
+        if self.eds.write(endpoints):
+            self.log.metric(
+                "twin", "endpoints", {"deployment": self.spec.deployment}, len(endpoints)
+            )
+
+    def _watch_envoy(self) -> None:
+        """Envoy's own view of each pod (health flags, requests in flight), recorded on change."""
+        if self.envoy is None:
+            return
+        poll = self._envoy_poll
+        if poll is not None:
+            if not poll.done():
+                return
+            self._envoy_poll = None
+            try:
+                status: ClusterStatus | None = poll.result().get(self.spec.cluster_name)
+                self.envoy_error = None
+            except Exception as e:  # Envoy busy or restarting: keep the last view
+                self.envoy_error = str(e)
+                return
+            hosts = status.hosts if status is not None else {}
+            with self._lock:
+                for pod in self._pods.values():
+                    h = hosts.get(pod.address)
+                    health = h.health_flags if h is not None else ""
+                    pod.envoy_rq_active = h.rq_active if h is not None else None
+                    if health != pod.envoy_health:
+                        pod.envoy_health = health
+                        labels = {"pod": pod.name, "address": pod.address, "flags": health}
+                        self.log.metric("envoy", "envoy_healthy", labels, int(health == "healthy"))
+        now = time.monotonic()
+        if now >= self._envoy_due:
+            self._envoy_due = now + ENVOY_POLL_S
+            self._envoy_poll = self._checks.submit(self.envoy.clusters)
 
     def _record_replicas(self) -> None:
-        ready = sum(1 for p in self._pods.values() if p.ready)
+        ready = sum(1 for p in self._pods.values() if p.in_endpoints)
         if ready != self._last_ready:
             self._last_ready = ready
             self.log.metric("twin", "replicas_ready", {"deployment": self.spec.deployment}, ready)
@@ -275,16 +351,20 @@ class Supervisor:
                 return count > 0
             if missing < 0:
                 for pod in self._victims(live, -missing):
-                    if pod.in_proxy:
-                        self._drain(pod.address)  # out of rotation first, then SIGTERM
-                        pod.in_proxy = False
-                    pod.phase = "Terminating"
-                    pod.ready = False
-                    self._signal(pod, signal.SIGTERM)
-                    pod.kill_deadline = now + 30 * self.spec.time_scale + 5
+                    # Out of the endpoints first (the pod is terminating), then SIGTERM.
+                    self._terminate(pod, signal.SIGTERM, 30 * self.spec.time_scale + 5)
                     self.log.event("pod", pod.name, "Killing", "scale down", address=pod.address)
                 return True
         return False
+
+    def _terminate(self, pod: PodProc, sig: signal.Signals, grace: float) -> None:
+        """A pod being deleted: terminating (out of the endpoints), signalled, SIGKILLed when
+        its grace runs out. Called under the lock."""
+        if pod.ready:
+            self._set_ready(pod, False, "terminating")
+        pod.phase = "Terminating"
+        self._signal(pod, sig)
+        pod.kill_deadline = time.monotonic() + grace if sig != signal.SIGKILL else None
 
     @staticmethod
     def _victims(live: list[PodProc], n: int) -> list[PodProc]:
@@ -310,21 +390,6 @@ class Supervisor:
             http_port=http_port,
         )
         return pod
-
-    def _drain(self, address: str) -> None:
-        try:
-            self.runtime.drain_server(address)
-        except Exception as e:  # HAProxy gone during shutdown: nothing left to drain
-            log.warning("drain %s failed: %s", address, e)
-        self._to_delete.add(address)
-
-    def _delete_drained(self) -> None:
-        alive = {p.address for p in self.pods()}
-        for addr in list(self._to_delete):
-            if addr in alive:
-                continue  # still terminating: its in-flight streams finish first
-            if self.runtime.delete_server(addr):
-                self._to_delete.discard(addr)
 
     @staticmethod
     def _signal(pod: PodProc, sig: signal.Signals) -> None:
