@@ -5,4 +5,4 @@ root conftest. It stays inert (no import beyond pytest) unless the run is on loa
 a gate option, so tests/ is not slowed by it.
 """
 
-pytest_plugins = ["loadgate.pytest_plugin"]
+pytest_plugins = ["loadgate.gate.plugin"]

@@ -16,30 +16,17 @@ def test_least_request_balance(run_gate):
     run = run_gate()
     t0, t1 = run.window()
     b = judge.balance(
-        run.samples, bucket=1.0, batch_size=run.facts["batch_size"], pods=run.pods, t0=t0, t1=t1
+        run.samples,
+        bucket=run.params.bucket_s,
+        batch_size=run.facts.batch_size,
+        pods=run.pods,
+        t0=t0,
+        t1=t1,
     )
-    run.check("buckets", b.buckets, ">=", "min_buckets_min", what="1 s buckets with enough load")
-    run.check(
-        "imbalance_p95",
-        b.imbalance_p95,
-        "<=",
-        "imbalance_p95_max",
-        what=f"p95 of max/mean in-flight across {len(run.pods)} pods, 1.0 = level",
-    )
-    run.check(
-        "queued_while_idle",
-        b.queued_while_idle,
-        "<=",
-        "queued_while_idle_max",
-        what="share of time a pod holds a full batch while another is idle",
-    )
-    run.check(
-        "imbalance_mean",
-        b.imbalance_mean,
-        "<=",
-        "imbalance_mean_max",
-        what="mean over the steady phase of max/mean in-flight across pods",
-    )
+    run.check("buckets", b.buckets)
+    run.check("imbalance_p95", b.imbalance_p95, f"{len(run.pods)} pods, 1.0 = level")
+    run.check("queued_while_idle", b.queued_while_idle, f"a full batch = {run.facts.batch_size}")
+    run.check("imbalance_mean", b.imbalance_mean)
     for pod, share in b.request_share.items():
         run.note(f"request_share.{pod}", share)
     run.assert_passed()

@@ -19,12 +19,6 @@ from loadgate.traffic.live import read_live
 
 pytestmark = [pytest.mark.gate("pod_kill")]
 
-KILL_PHASE = "kill"
-FIRST_CALL_TIMEOUT_S = 120.0  # Locust may take a while to start on a busy machine
-# p99 of short requests is judged in 4 s windows against max(2 x baseline, baseline + 50 ms),
-# and counts as recovered once two windows in a row are within it.
-WINDOW_S, FACTOR, HOLD = 4.0, 2.0, 2
-
 
 def first_send(out_dir: Path, timeout: float) -> float:
     """Scheduled send of the load's first call (the kill is timed from it, not from the
@@ -38,22 +32,23 @@ def first_send(out_dir: Path, timeout: float) -> float:
     raise TimeoutError(f"no call finished within {timeout:.0f}s of the load's start")
 
 
-def kill_offset_s(scenario) -> float:
-    """Seconds from the load's start to the start of the `kill` phase."""
+def kill_offset_s(scenario, kill_phase: str) -> float:
+    """Seconds from the load's start to the start of the kill phase."""
     offset = 0.0
     for phase in scenario.phases:
-        if phase.name == KILL_PHASE:
+        if phase.name == kill_phase:
             return offset
         offset += phase.duration_s
-    raise AssertionError(f"scenario {scenario.name} has no '{KILL_PHASE}' phase")
+    raise AssertionError(f"scenario {scenario.name} has no '{kill_phase}' phase")
 
 
 def test_pod_kill(run_gate, gate_session):
-    offset = kill_offset_s(gate_session.scenarios["pod_kill"])
+    params = gate_session.params("pod_kill")
+    offset = kill_offset_s(gate_session.scenarios["pod_kill"], params.kill_phase)
     out_dir = gate_session.run_dir / "gates" / "pod_kill"
 
     def kill_one_pod(platform, load_start: float) -> dict:
-        t0 = first_send(out_dir, FIRST_CALL_TIMEOUT_S)
+        t0 = first_send(out_dir, params.first_call_timeout_s)
         time.sleep(max(0.0, t0 + offset - time.time()))
         victim = sorted((p for p in platform.pods() if p.ready), key=lambda p: p.name)[0]
         t = time.time()
@@ -70,10 +65,10 @@ def test_pod_kill(run_gate, gate_session):
         kill_time=kill["time"],
         victim=kill["pod"],
         victim_address=kill["address"],
-        grace_s=float(run.facts.get("probe_s", 0.5)) * 2,
-        window_s=WINDOW_S,
-        factor=FACTOR,
-        hold=HOLD,
+        grace_s=run.facts.probe_s * 2,
+        window_s=params.window_s,
+        factor=params.factor,
+        hold=params.hold,
     )
     run.note("victim_inflight", r.victim_inflight)
     run.note("failed_attributable", r.failed_attributable)
@@ -81,24 +76,9 @@ def test_pod_kill(run_gate, gate_session):
     # the proxy's request counter vs the calls sent (kept, not judged: retries of calls cut by
     # the kill are counted by the proxy too)
     run.note("proxy_mismatch", accounting(run.samples, run.timeline).proxy_mismatch)
-    run.check(
-        "failed_elsewhere", r.failed_elsewhere, "<=", "failed_elsewhere_max",
-        what="failed calls not in flight on the killed pod",
-    )  # fmt: skip
-    run.check(
-        "accounted", 1.0 if r.accounted else 0.0, ">=", "accounted_min",
-        what="every call ended in exactly one outcome",
-    )  # fmt: skip
-    run.check(
-        "replica_back_s", r.replica_back_s, "<=", "replica_back_s_max", unit="s",
-        what="kill -> ready replicas back to the pre-kill count",
-    )  # fmt: skip
-    run.check(
-        "new_pod_calls", calls_on_new_pods(run.samples, run.pods, kill["time"]), ">=",
-        "new_pod_calls_min", what="OK calls served by the replacement pod",
-    )  # fmt: skip
-    run.check(
-        "p99_recovery_s", r.p99_recovery_s, "<=", "p99_recovery_s_max", unit="s",
-        what="kill -> p99 of llm-short back within max(2 x baseline, baseline + 50 ms)",
-    )  # fmt: skip
+    run.check("failed_elsewhere", r.failed_elsewhere)
+    run.check("accounted", 1.0 if r.accounted else 0.0)
+    run.check("replica_back_s", r.replica_back_s)
+    run.check("new_pod_calls", calls_on_new_pods(run.samples, run.pods, kill["time"]))
+    run.check("p99_recovery_s", r.p99_recovery_s, f"{params.window_s:g} s windows")
     run.assert_passed()

@@ -36,43 +36,29 @@ def flood_one_pod(spec):
 
 @pytest.mark.gate("readiness")
 @pytest.mark.timeout(600)
-def test_readiness_dropout(run_gate, gate_config):
-    spec = gate_config.gates["readiness"].flood
-    assert spec is not None, "loadgate.yaml: gates.readiness.flood is required"
-    run = run_gate(during=flood_one_pod(spec))
-    limit = (
-        run.facts["ready_max_queue"] or 50
-    )  # the manifests' limit, even when a twin turns it off
-    # return_grace: readiness is recorded when the probe's answer is read (the twin's kubelet
-    # checks every 0.1 s), so a call can start on a pod a moment before its recorded return.
+def test_readiness_dropout(run_gate, gate_session):
+    params = gate_session.params("readiness")
+    run = run_gate(during=flood_one_pod(params.flood))
+    # the deployment's READY_MAX_QUEUE; None when the pods run without the rule (a broken twin)
+    limit = run.facts.ready_max_queue
     r = judge.readiness(
         run.samples,
         run.timeline,
-        probe_interval=run.threshold("probe_grace_s"),
-        queue_limit=limit,
-        return_grace=0.25,
+        probe_interval=params.probe_grace_s,
+        queue_limit=limit if limit is not None else float("inf"),
+        return_grace=params.return_grace_s,
     )
     flooded = (run.during_result or {}).get("pod")
-    run.check(
-        "drops", r.drops, ">=", "drops_min", what=f"pods leaving rotation ({flooded} flooded)"
-    )
+    run.check("drops", r.drops, f"{flooded} flooded")
     run.check(
         "overloads_not_dropped",
-        r.overloads_not_dropped,
-        "<=",
-        "overloads_not_dropped_max",
-        what=f"queue > {limit} episodes without not-ready (max queue {r.max_queue:g})",
+        r.overloads_not_dropped if limit is not None else None,
+        f"limit {limit}, max queue {r.max_queue:g}" if limit else "the pods have no queue limit",
     )
     run.check(
-        "calls_to_not_ready",
-        r.calls_to_not_ready,
-        "<=",
-        "calls_to_not_ready_max",
-        what="calls the proxy started on a not-ready pod after the grace",
+        "calls_to_not_ready", r.calls_to_not_ready, f"after a {params.probe_grace_s:g} s grace"
     )
-    run.check(
-        "returned", r.returned, ">=", "returned_min", what="pods back in rotation after draining"
-    )
+    run.check("returned", r.returned)
     run.note("max_queue", r.max_queue)
     run.note("not_ready_s", r.not_ready_s)
     run.note("calls_in_grace", r.calls_in_grace)

@@ -18,7 +18,7 @@ from loadgate.errors import GateFailed, UserError
 # name -> (module, attribute, one-line help). A module that does not exist yet is reported as
 # "not available" instead of breaking the whole command.
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
-    "gate": ("loadgate.gate", "gate", "Run every gate in loadtests/ and write a report."),
+    "gate": ("loadgate.gate.cli", "gate", "Run every gate in loadtests/ and write a report."),
     "twin": ("loadgate.twin.cli", "twin", "Boot, inspect and stop the local twin stack."),
     "run": ("loadgate.traffic.cli", "run", "Drive a scenario's traffic and record samples."),
     "worker": ("loadgate.traffic.cli", "worker", "Send a scenario's load for a remote master."),

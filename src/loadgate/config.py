@@ -34,8 +34,11 @@ def key_path(loc: tuple[Any, ...]) -> str:
     return out or "<top level>"
 
 
-def describe_validation_error(err: ValidationError, source: str) -> str:
-    """One line for the first problem (and a count of the others)."""
+def describe_validation_error(
+    err: ValidationError, source: str, prefix: tuple[Any, ...] = ()
+) -> str:
+    """One line for the first problem (and a count of the others); `prefix` is the key path of
+    the validated part inside its file."""
     # A misspelt key also makes its intended key "missing"; naming the misspelling helps more.
     errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
     first = errors[0]
@@ -51,7 +54,7 @@ def describe_validation_error(err: ValidationError, source: str) -> str:
         if len(errors) > 1
         else ""
     )
-    return f"{source}: {key_path(loc)}: {msg}{more}"
+    return f"{source}: {key_path(prefix + loc)}: {msg}{more}"
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -9,13 +9,15 @@ import pytest
 import yaml
 
 from loadgate.errors import UserError
-from loadgate.gate_session import format_table
-from loadgate.gateconfig import (
+from loadgate.gate import catalogue
+from loadgate.gate.config import (
+    gate_params,
     load_gate_config,
     parse_overrides,
     with_overrides,
     with_stack_kind,
 )
+from loadgate.gate.session import format_table
 from loadgate.judge.verdict import check
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +25,14 @@ SCENARIO = {
     "arrival": "constant",
     "classes": ["short"],
     "phases": [{"name": "steady", "duration_s": 5, "rate": 2}],
+}
+
+
+BALANCE_THRESHOLDS = {
+    "buckets_min": 15,
+    "imbalance_p95_max": 1.5,
+    "queued_while_idle_max": 0.05,
+    "imbalance_mean_max": 1.3,
 }
 
 
@@ -36,17 +46,45 @@ def base() -> dict:
     return {
         "classes": [{"name": "short", "model": "llm", "kind": "llm_stream", "max_tokens": 50}],
         "gates": {"balance": {"scenario": copy.deepcopy(SCENARIO), "window": "steady",
-                              "thresholds": {"imbalance_p95_max": 1.5}}},
+                              "thresholds": dict(BALANCE_THRESHOLDS)}},
     }  # fmt: skip
 
 
-def test_shipped_config_and_every_gate_scenario_load():
+def test_shipped_config_has_every_catalogue_gate_and_its_scenario():
     cfg, scenarios = load_gate_config(ROOT / "loadgate.yaml")
-    assert {"balance", "fail_fast", "readiness", "scale_up"} <= set(cfg.gates)
+    assert list(cfg.gates) and set(cfg.gates) == set(catalogue.ORDER)
     assert cfg.stack.kind == "twin" and cfg.stack.manifests.is_dir()
     assert scenarios["fail_fast"].open_loop
-    assert cfg.gates["readiness"].flood is not None
-    assert cfg.threshold("balance", "imbalance_p95_max") > 1.0
+    assert gate_params(cfg, "readiness", "x").flood.requests == 80
+    assert cfg.gates["balance"].thresholds["imbalance_p95_max"] > 1.0
+
+
+def test_catalogue_is_the_one_list_of_gates():
+    """Every list of gates is the catalogue's: test files exist, markers match, the sensitivity
+    test covers each gate, and each figure's direction is in its threshold's name."""
+    for g in catalogue.GATES:
+        text = (ROOT / "loadtests" / g.test_file).read_text()
+        assert f'"{g.name}"' in text and f"def {g.test_name}(" in text, g.name
+        for f in g.figures:
+            assert f'"{f.name}"' in text, f"{g.test_file} does not check {f.name}"
+            assert f.threshold_key.endswith("_max" if f.direction == "<=" else "_min")
+        assert g.caught_by <= {f.name for f in g.figures}, g.name
+    assert catalogue.ORDER[-1] == "scale_up", "scale-up last: it leaves the stack scaled"
+
+
+def test_missing_threshold_and_unknown_gate_and_bad_param_are_one_line(tmp_path):
+    data = base()
+    del data["gates"]["balance"]["thresholds"]["buckets_min"]
+    with pytest.raises(UserError, match=r"gates.balance.thresholds: buckets_min not set"):
+        load_gate_config(write(tmp_path, data))
+    data = base()
+    data["gates"]["balanse"] = data["gates"].pop("balance")
+    with pytest.raises(UserError, match=r"gates.balanse: unknown gate"):
+        load_gate_config(write(tmp_path, data))
+    data = base()
+    data["gates"]["balance"]["params"] = {"bucket_s": 0}
+    with pytest.raises(UserError, match=r"gates.balance.params.bucket_s"):
+        load_gate_config(write(tmp_path, data))
 
 
 def test_inline_scenario_takes_classes_by_name(tmp_path):
@@ -64,7 +102,7 @@ def test_unknown_key_names_file_and_key_path(tmp_path):
 
 def test_misspelt_threshold_of_a_known_gate_is_an_error(tmp_path):
     data = base()
-    data["gates"]["balance"]["thresholds"] = {"imbalance_p59_max": 1.5}
+    data["gates"]["balance"]["thresholds"]["imbalance_p59_max"] = 1.5
     with pytest.raises(UserError, match=r"imbalance_p59_max: unknown threshold"):
         load_gate_config(write(tmp_path, data))
 

@@ -5,6 +5,8 @@ import pytest
 from loadgate.judge import check, demanded_replicas, replicas_frame, scaling
 from loadgate.schema import encode_labels
 
+TARGET = 16.0  # in flight per pod the synthetic autoscaler aims at
+
 
 def test_demand_is_ceil_of_sum_over_target():
     assert list(demanded_replicas([0, 1, 16, 16.0000000001, 17, 48], 16)) == [0, 1, 1, 1, 2, 3]
@@ -34,7 +36,7 @@ DEMAND = [20] * 10 + [60] * 50
 
 def test_scale_up_reaching_capacity_is_timed():
     tl = ready_timeline([(0, 2), (16, 3), (22, 4)])
-    f = replicas_frame(load(DEMAND), tl, bucket=1.0)
+    f = replicas_frame(load(DEMAND), tl, TARGET, bucket=1.0)
     assert list(f["demanded"][:12]) == [2] * 10 + [4, 4]
     r = scaling(f, max_replicas=5)
     assert r.crossed_at == 10.0
@@ -46,7 +48,7 @@ def test_scale_up_reaching_capacity_is_timed():
 
 
 def test_scaling_that_never_happens_is_caught():
-    r = scaling(replicas_frame(load(DEMAND), ready_timeline([(0, 2)])), max_replicas=5)
+    r = scaling(replicas_frame(load(DEMAND), ready_timeline([(0, 2)]), TARGET), max_replicas=5)
     assert r.crossed_at == 10.0
     assert r.time_to_first_scale_s is None and r.time_to_capacity_s is None
     v = check("scale_up", "time_to_capacity_s", r.time_to_capacity_s, "<=", 30, "s")
@@ -54,7 +56,7 @@ def test_scaling_that_never_happens_is_caught():
 
 
 def test_capacity_is_capped_by_max_replicas_and_overshoot_is_caught():
-    f = replicas_frame(load(DEMAND), ready_timeline([(0, 2), (15, 3), (40, 6)]))
+    f = replicas_frame(load(DEMAND), ready_timeline([(0, 2), (15, 3), (40, 6)]), TARGET)
     capped = scaling(f, max_replicas=3)
     assert capped.time_to_capacity_s == 5.0  # 3 is all it may get
     assert capped.above_max
@@ -68,6 +70,6 @@ def test_demand_from_a_timeline_metric():
             ready_timeline([(0, 10), (5, 30), (30, 10)], metric="envoy_cluster_upstream_rq_active"),
         ]
     )
-    f = replicas_frame(load([1] * 40), tl, demand_metric="envoy_cluster_upstream_rq_active")
+    f = replicas_frame(load([1] * 40), tl, TARGET, demand_metric="envoy_cluster_upstream_rq_active")
     r = scaling(f)
     assert r.crossed_at == 5.0 and r.time_to_capacity_s == 3.0 and r.peak_demand == 2

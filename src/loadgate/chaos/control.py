@@ -30,7 +30,8 @@ import pandas as pd
 
 from loadgate.chaos import session
 from loadgate.chaos.platforms import platform_for, settings_from
-from loadgate.schema import TIMELINE_COLUMNS, encode_labels, write_timeline
+from loadgate.observe.timeline import TimelineCollector, rows_frame
+from loadgate.schema import write_timeline
 
 log = logging.getLogger("chaostoolkit")
 
@@ -39,7 +40,7 @@ TIMELINE_FILE = "timeline.parquet"
 LOAD_FILE = "load.json"  # pid and target of the background load (tests check it is gone)
 
 _handle: Any = None  # the running RunHandle
-_sampler: Any = None  # samples a platform without history (Kubernetes) during the experiment
+_collector: TimelineCollector | None = None  # pods, replicas, Prometheus during the experiment
 _started: float = 0.0
 
 
@@ -58,7 +59,7 @@ def _interrupt(msg: str) -> None:
 def before_experiment_control(
     context: dict, configuration: dict = None, scenario: str = None, **kwargs: Any
 ) -> None:
-    global _handle, _sampler, _started
+    global _handle, _collector, _started
     from loadgate.errors import UserError
     from loadgate.traffic.runner import RunFailed, start_scenario
     from loadgate.traffic.scenario import load_scenario
@@ -74,10 +75,7 @@ def before_experiment_control(
         target = platform.grpc_target
         _started = time.time()
         _handle = start_scenario(sc, target, out, processes=s.load_processes)
-        if hasattr(platform, "snapshot"):  # the Kubernetes API keeps no readiness history
-            from loadgate.observe.sampler import Sampler
-
-            _sampler = Sampler(platform.snapshot, interval_s=1.0, max_s=3600).start()
+        _collector = TimelineCollector(platform, platform.prometheus_url).start()
     except (UserError, RunFailed, OSError) as e:
         _interrupt(f"cannot start the background load: {e}")
     (out / LOAD_FILE).write_text(
@@ -103,6 +101,7 @@ def after_experiment_control(
     context: dict, state: dict = None, configuration: dict = None, **kwargs: Any
 ) -> None:
     """Stop the load, then write timeline.parquet and journal.json into the run directory."""
+    global _collector
     out = session.current().out_dir
     session.mark("experiment_end", name=context.get("title", ""))
     _stop_floods()
@@ -111,13 +110,16 @@ def after_experiment_control(
         return
     if result is not None:
         log.info(f"loadgate: background load stopped, {len(result.samples)} calls recorded")
-    rows = list(session.read_events(out)) or list(session.current().events)
-    rows += stop_sampler()
-    try:
-        rows += platform_rows(platform_for(configuration), _started - 5)
-    except Exception as e:  # the stack may be gone; the chaos events still make a timeline
-        log.warning(f"loadgate: platform timeline unavailable: {e}")
-    write_timeline(timeline_frame(rows), out / TIMELINE_FILE)
+    chaos = rows_frame(list(session.read_events(out)) or list(session.current().events))
+    collector, _collector = _collector, None
+    frames = [chaos]
+    if collector is not None:
+        frames.append(collector.collect(_started - 5, time.time(), since=_started - 5))
+        for note in collector.notes:
+            log.warning(f"loadgate: {note}")
+    frames = [f for f in frames if len(f)]
+    timeline = pd.concat(frames, ignore_index=True) if frames else rows_frame([])
+    write_timeline(timeline.sort_values("time", kind="stable"), out / TIMELINE_FILE)
     if state is not None:
         (out / JOURNAL_FILE).write_text(json.dumps(state, indent=2, default=str))
 
@@ -129,10 +131,11 @@ def cleanup_control(**kwargs: Any) -> None:
     stop_sampler()
 
 
-def stop_sampler() -> list[dict[str, Any]]:
-    global _sampler
-    sampler, _sampler = _sampler, None
-    return sampler.stop() if sampler is not None else []
+def stop_sampler() -> None:
+    global _collector
+    collector, _collector = _collector, None
+    if collector is not None:
+        collector.stop()
 
 
 def stop_load(grace_s: float = 40.0) -> Any:
@@ -166,29 +169,3 @@ def _stop_floods() -> None:
         f.wait(timeout=10)
 
 
-def platform_rows(platform: Any, since: float) -> list[dict[str, Any]]:
-    """The platform's own timeline (twin: pod readiness, replicas, autoscaler decisions) or,
-    without one, its events as rows of source "kubernetes"."""
-    if hasattr(platform, "timeline"):
-        return list(platform.timeline(since))
-    return [
-        {
-            "time": e.time,
-            "source": platform.name,
-            "metric": e.reason,
-            "labels": encode_labels({"kind": e.kind, "name": e.name}),
-            "value": 1.0,
-        }
-        for e in platform.events(since)
-    ]
-
-
-def timeline_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("time", "value") else "object")
-                             for c in TIMELINE_COLUMNS})  # fmt: skip
-    df = pd.DataFrame(rows)
-    df["labels"] = [x if isinstance(x, str) else encode_labels(x) for x in df["labels"]]
-    df["time"] = df["time"].astype(float)
-    df["value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
-    return df[TIMELINE_COLUMNS].sort_values("time", kind="stable").reset_index(drop=True)

@@ -124,12 +124,10 @@ def twin_for(cfg: dict[str, Any], manifests: Path, time_scale: float | None, pro
         progress(f"using the running twin (pid {state['pid']}, gRPC {state['grpc_target']})")
         yield state["control_url"]
         return
-    from loadgate.twin.manifests import apply_overrides, load_twin_spec
-    from loadgate.twin.stack import Twin
+    from loadgate.twin.boot import boot_twin, twin_spec
 
     progress(f"no twin running: booting one from {manifests}")
-    spec = apply_overrides(load_twin_spec(manifests), time_scale=time_scale)
-    with Twin.up(spec, None, progress) as twin:
+    with boot_twin(twin_spec(manifests, time_scale=time_scale), None, progress) as twin:
         yield twin.control_url
     progress("twin stopped")
 

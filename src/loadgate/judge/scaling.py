@@ -14,7 +14,7 @@ from loadgate.judge.inflight import TOTAL, grid, inflight_mean, span
 from loadgate.judge.timeline import series, step_at
 
 
-def demanded_replicas(total_inflight, target: float = 16.0) -> np.ndarray:
+def demanded_replicas(total_inflight, target: float) -> np.ndarray:
     """ceil(sum in-flight / target), as the HPA computes an AverageValue metric."""
     v = np.asarray(total_inflight, dtype=float)
     # a hair of tolerance so 32.0000001 from float sums does not demand a third pod
@@ -24,8 +24,8 @@ def demanded_replicas(total_inflight, target: float = 16.0) -> np.ndarray:
 def replicas_frame(
     samples: pd.DataFrame,
     timeline: pd.DataFrame,
+    target: float,
     bucket: float = 1.0,
-    target: float = 16.0,
     ready_metric: str = names.REPLICAS_READY_METRIC,
     ready_source: str | tuple[str, ...] | None = None,
     demand_metric: str | None = None,
@@ -34,8 +34,9 @@ def replicas_frame(
     t1: float | None = None,
     spec_metric: str = names.REPLICAS_SPEC_METRIC,
 ) -> pd.DataFrame:
-    """Per bucket: time, inflight (time-weighted, all calls), demanded, ready and spec replicas
-    (last observation at the bucket's start; NaN before the first). With demand_metric, in-flight comes from that timeline metric (summed
+    """Per bucket: time, inflight (time-weighted, all calls), demanded (ceil(inflight / target):
+    the autoscaler's in-flight target per pod, from the deployment's facts; NaN without one),
+    ready and spec replicas (last observation at the bucket's start; NaN before the first). With demand_metric, in-flight comes from that timeline metric (summed
     over its series) instead of the samples."""
     lo, hi = span(samples)
     t0 = lo if t0 is None else t0

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +123,59 @@ class AccessLogTail:
         frame, bad = parse_access_log(data[:cut].splitlines())
         self.bad_lines += bad
         return frame
+
+
+class ProxyLog(ABC):
+    """Where a run reads Envoy's access log from: `mark()` before the load, `read_settled()`
+    after it (every record since the mark, once the log has caught up)."""
+
+    @abstractmethod
+    def mark(self) -> None: ...
+
+    @abstractmethod
+    def read_settled(self) -> pd.DataFrame: ...
+
+
+class FileProxyLog(ProxyLog):
+    """A log file Envoy appends to (the twin's). Envoy flushes it every `flush_s`: the records
+    are complete when two reads a flush interval and a half apart bring nothing new."""
+
+    def __init__(self, path: Path, flush_s: float = 0.1, timeout_s: float = 5.0) -> None:
+        self.tail = AccessLogTail(path)
+        self.flush_s, self.timeout_s = flush_s, timeout_s
+
+    def mark(self) -> None:
+        self.tail.skip_to_end()
+
+    def read_settled(self) -> pd.DataFrame:
+        frames, quiet = [], 0
+        deadline = time.monotonic() + self.timeout_s
+        while quiet < 2 and time.monotonic() < deadline:
+            frame = self.tail.read()
+            quiet = 0 if len(frame) else quiet + 1
+            if len(frame):
+                frames.append(frame)
+            time.sleep(1.5 * self.flush_s)
+        return pd.concat(frames, ignore_index=True) if frames else empty_proxy()
+
+
+class PodLogProxyLog(ProxyLog):
+    """The Envoy pods' logs through the Kubernetes API (one JSON access log line per request on
+    stdout, mixed with anything else Envoy prints): `fetch(since_seconds)` returns the lines of
+    every Envoy pod; records are kept from the mark on (by the proxy's own start time)."""
+
+    def __init__(self, fetch: Callable[[int], list[str]]) -> None:
+        self.fetch = fetch
+        self.since = time.time()
+
+    def mark(self) -> None:
+        self.since = time.time()
+
+    def read_settled(self) -> pd.DataFrame:
+        seconds = max(1, int(time.time() - self.since) + 2)
+        frame, _other = parse_access_log(self.fetch(seconds))
+        frame = frame[frame["start"] >= self.since]
+        return frame.sort_values("start", kind="stable").reset_index(drop=True)
 
 
 def sent_upstream(proxy: pd.DataFrame) -> pd.Series:

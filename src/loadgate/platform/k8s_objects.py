@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from loadgate.platform.base import Event, Pod
-from loadgate.schema import encode_labels
 
 TRITON_GRPC_PORT = 8001  # Triton's default gRPC port, used when the pod spec names none
 
@@ -165,30 +164,3 @@ def conditions(obj: dict[str, Any]) -> dict[str, str]:
 
 def selector_string(match_labels: dict[str, str] | None) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted((match_labels or {}).items()))
-
-
-def snapshot_rows(t: float, pods: list[Pod], deployment: str, spec: int, ready: int) -> list[dict]:
-    """Timeline rows (schema.TIMELINE_COLUMNS, source "kubernetes") for one observation:
-    `pod_ready` per pod (labels pod, address = what served_by holds), `replicas_spec` and
-    `replicas_ready` of the Deployment -- the names the judge reads (judge/names.py)."""
-    rows = [
-        {
-            "time": t,
-            "source": "kubernetes",
-            "metric": "pod_ready",
-            "labels": encode_labels({"pod": p.name, "address": p.address}),
-            "value": 1.0 if p.ready else 0.0,
-        }
-        for p in pods
-    ]
-    for metric, value in (("replicas_spec", spec), ("replicas_ready", ready)):
-        rows.append(
-            {
-                "time": t,
-                "source": "kubernetes",
-                "metric": metric,
-                "labels": encode_labels({"deployment": deployment}),
-                "value": float(value),
-            }
-        )
-    return rows

@@ -16,7 +16,6 @@ Config keys for `from_config` are the fields of `KubernetesConfig` below.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from loadgate.config import StrictModel, validate
 from loadgate.errors import UserError
+from loadgate.observe.envoy_access import PodLogProxyLog
 from loadgate.platform import k8s_objects as k8s
 from loadgate.platform.base import Event, Platform, Pod, Replicas
 from loadgate.platform.kubeconfig import Connection, connect, ensure_allowed
@@ -45,6 +45,10 @@ class KubernetesConfig(StrictModel):
     selector: str | None = None  # label selector of model pods; None = the Deployment's
     scaled_object: str | None = "modelserver"  # KEDA ScaledObject; HPA is keda-hpa-<name>
     prometheus_url: str | None = None  # e.g. http://127.0.0.1:9090 (a port-forward)
+    envoy_admin_url: str | None = None  # e.g. http://127.0.0.1:9901 (port-forward deploy/envoy)
+    envoy_selector: str = (
+        "app.kubernetes.io/name=envoy"  # Envoy pods: their logs hold the access log
+    )
     grpc_port: int | None = Field(default=None, ge=1, le=65535)  # None = from the pod spec
     allowed: list[str] = []  # "context/namespace" globs where kill/scale are permitted
     connect_timeout_s: float = Field(default=3.0, gt=0)
@@ -71,6 +75,8 @@ class KubernetesPlatform(Platform):
         prometheus_url: str | None = None,
         grpc_port: int | None = None,
         timeout: tuple[float, float] = (3.0, 10.0),
+        envoy_admin_url: str | None = None,
+        envoy_selector: str = "app.kubernetes.io/name=envoy",
     ) -> None:
         conn: Connection = connect(context, namespace, kubeconfig)
         self._api = conn.api
@@ -85,6 +91,8 @@ class KubernetesPlatform(Platform):
         self._prometheus_url = prometheus_url
         self._grpc_port = grpc_port
         self._timeout = timeout
+        self.envoy_admin_url = envoy_admin_url
+        self.envoy_selector = envoy_selector
         self.core = client.CoreV1Api(self._api)
         self.apps = client.AppsV1Api(self._api)
         self.autoscaling = client.AutoscalingV2Api(self._api)
@@ -107,6 +115,8 @@ class KubernetesPlatform(Platform):
             prometheus_url=cfg.prometheus_url,
             grpc_port=cfg.grpc_port,
             timeout=(cfg.connect_timeout_s, cfg.read_timeout_s),
+            envoy_admin_url=cfg.envoy_admin_url,
+            envoy_selector=cfg.envoy_selector,
         )
 
     # -- plumbing -------------------------------------------------------------------------
@@ -281,16 +291,28 @@ class KubernetesPlatform(Platform):
         )
         return self._api.sanitize_for_serialization(obj)
 
-    def snapshot(self, t: float | None = None) -> list[dict[str, Any]]:
-        """One observation as timeline rows: pod_ready per model pod, replicas_spec/_ready.
+    @property
+    def deployment_name(self) -> str:
+        return self.deployment
 
-        The API has no history: sample this during a run (observe.sampler.Sampler) to get the
-        readiness and replica series the judge reads.
-        """
-        now = time.time() if t is None else t
-        pods = self.pods()
-        r = self.replicas()
-        return k8s.snapshot_rows(now, pods, self.deployment, r.spec, r.ready)
+    def envoy_log_lines(self, since_seconds: int) -> list[str]:
+        """The last `since_seconds` of every Envoy pod's log (its stdout holds the access log)."""
+        resp = self._call(
+            "list", "pods", self.core.list_namespaced_pod, self.namespace,
+            label_selector=self.envoy_selector,
+        )  # fmt: skip
+        lines: list[str] = []
+        for pod in resp.items:
+            text = self._call(
+                "get", "pods/log", self.core.read_namespaced_pod_log, pod.metadata.name,
+                self.namespace, since_seconds=since_seconds,
+            )  # fmt: skip
+            lines += str(text or "").splitlines()
+        return lines
+
+    def envoy_access_log(self) -> PodLogProxyLog:
+        """Envoy's access log as the gate reads it on a cluster: from the Envoy pods' logs."""
+        return PodLogProxyLog(self.envoy_log_lines)
 
     def close(self) -> None:
         self._api.close()

@@ -93,7 +93,7 @@ def write_report(
     timeline: pd.DataFrame,
     phases: list[plots.Phase] | None = None,
     events: list[plots.Event] | None = None,
-    target_inflight: float = 16.0,
+    target_inflight: float | None = None,
     max_replicas: int | None = None,
     ready_metric: str = names.REPLICAS_READY_METRIC,
 ) -> Path:
@@ -115,7 +115,7 @@ def write_report(
             samples,
             timeline,
             bucket=bucket,
-            target=target_inflight,
+            target=float("nan") if target_inflight is None else target_inflight,
             ready_metric=ready_metric,
             t0=t0,
             t1=t1,

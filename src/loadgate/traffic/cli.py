@@ -41,18 +41,13 @@ def _target(target: str | None, out_dir: Path, time_scale: float | None):
     if target:
         yield target, "target", None
         return
-    try:
-        from loadgate.twin.manifests import apply_overrides, load_twin_spec
-        from loadgate.twin.stack import Twin
-    except ImportError:
-        raise UserError(
-            "no --target given and the local twin is not available in this build"
-        ) from None
+    from loadgate.twin.boot import boot_twin, twin_spec
+
     if not TWIN_MANIFESTS.is_dir():
         raise UserError(f"no --target given and {TWIN_MANIFESTS}/ (the twin's manifests) not found")
-    spec = apply_overrides(load_twin_spec(TWIN_MANIFESTS), time_scale=time_scale)
+    spec = twin_spec(TWIN_MANIFESTS, time_scale=time_scale)
     _echo(f"loadgate: no --target: starting the local twin (time scale {spec.time_scale})")
-    with Twin.up(spec, run_dir=out_dir / "twin", progress=_echo) as twin:
+    with boot_twin(spec, out_dir / "twin", progress=_echo) as twin:
         yield twin.grpc_target, "twin", twin
 
 

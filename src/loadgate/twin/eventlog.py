@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from loadgate.platform.base import Event
+from loadgate.platform.base import Event, event_row
 from loadgate.schema import TIMELINE_COLUMNS, empty_timeline, encode_labels
 
 _MAX_ROWS = 200_000  # a bound on memory for a twin left running for days
@@ -37,11 +37,10 @@ class EventLog:
 
     def event(self, kind: str, name: str, reason: str, message: str = "", **fields: Any) -> Event:
         ev = Event(time.time(), kind, name, reason, message, fields)
-        labels = {"reason": reason, "message": message, **{k: str(v) for k, v in fields.items()}}
-        labels["pod" if kind == "pod" else kind] = name
+        row = event_row(ev, _source(kind))
         with self._lock:
             self._events.append(ev)
-            self._rows.append((ev.time, _source(kind), f"{kind}_event", encode_labels(labels), 1.0))
+            self._rows.append(tuple(row[c] for c in TIMELINE_COLUMNS))
             self._trim()
         return ev
 

@@ -20,18 +20,18 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from loadgate.gate_run import During, GateRun, run_load
-from loadgate.gate_stack import GateStack
-from loadgate.gateconfig import GateConfig
+from loadgate.config import StrictModel
+from loadgate.errors import UserError
+from loadgate.gate import catalogue
+from loadgate.gate.config import GateConfig, gate_params
+from loadgate.gate.run import During, GateRun, run_load
+from loadgate.gate.stack import GateStack, gate_stack
 from loadgate.judge.verdict import Verdict
 from loadgate.schema import write_proxy, write_samples, write_timeline
 from loadgate.traffic.scenario import Scenario
-
-GATE_ORDER = ("balance", "readiness", "fail_fast", "pod_kill", "scale_up")
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -45,8 +45,10 @@ class GateSession:
         scenarios: dict[str, Scenario],
         run_dir: Path,
         say: Callable[[str], None],
+        cfg_source: str = "loadgate.yaml",
     ) -> None:
         self.cfg, self.scenarios, self.run_dir, self.say = cfg, scenarios, run_dir, say
+        self.cfg_source = cfg_source
         self.run_id = run_dir.name
         self.started = time.time()
         self.stack: GateStack | None = None
@@ -59,7 +61,7 @@ class GateSession:
 
     def ensure_stack(self) -> GateStack:
         if self.stack is None:
-            stack = GateStack(self.cfg, self.run_dir, self.say)
+            stack = gate_stack(self.cfg, self.run_dir, self.say)
             self.stack = stack
             stack.start()
         return self.stack
@@ -70,11 +72,13 @@ class GateSession:
 
     # -- one gate ---------------------------------------------------------------------------------
 
+    def params(self, gate: str) -> StrictModel:
+        """The gate's judge parameters (typed by the catalogue's model for that gate)."""
+        return gate_params(self.cfg, gate, self.cfg_source)
+
     def run_gate(self, gate: str, during: During | None = None) -> GateRun:
         if gate not in self.cfg.gates:
-            from loadgate.errors import UserError
-
-            raise UserError(f"loadgate.yaml: no gate {gate!r} under 'gates:'")
+            raise UserError(f"{self.cfg_source}: no gate {gate!r} under 'gates:'")
         spec, scenario = self.cfg.gates[gate], self.scenarios[gate]
         stack = self.ensure_stack()
         self.settle_s[gate] = stack.settle()
@@ -84,16 +88,22 @@ class GateSession:
             f"gate {gate}: {scenario.name}, {scenario.duration_s:.0f}s of load -> {stack.target}"
         )
         stack.mark_proxy_log()
-        result, during_result, during_error = run_load(
-            scenario, stack.target, out, spec.processes, stack.platform, during, self.say
-        )
+        collector = stack.timeline_collector().start()
+        try:
+            result, during_result, during_error = run_load(
+                scenario, stack.target, out, spec.processes, stack.platform, during, self.say
+            )
+        finally:
+            collector.stop()
         t0, t1 = result.started, max(result.ended, time.time())
-        timeline = stack.timeline(t0 - 2.0, t1 + 1.0)
+        timeline = collector.collect(t0 - 2.0, t1 + 1.0)
+        for note in collector.notes:
+            self.say(f"  ({note})")
         write_timeline(timeline, out / "timeline.parquet")
         proxy = stack.proxy_records()
         write_proxy(proxy, out / "proxy.parquet")
         run = GateRun(
-            gate=gate,
+            gate=catalogue.get(gate),
             scenario=scenario,
             out_dir=out,
             samples=result.samples,
@@ -103,6 +113,7 @@ class GateSession:
             ended=t1,
             generator=dict(result.summary.get("generator") or {}),
             thresholds=dict(spec.thresholds),
+            params=self.params(gate),
             window_phase=spec.window,
             facts=stack.facts,
             pods=pods,
@@ -117,7 +128,7 @@ class GateSession:
 
     def verdicts(self) -> list[Verdict]:
         out: list[Verdict] = []
-        for gate in sorted(self.runs.keys() | self.errors.keys(), key=_order):
+        for gate in sorted(self.runs.keys() | self.errors.keys(), key=catalogue.order_key):
             run = self.runs.get(gate)
             if run is not None and not run.valid:
                 lag = run.generator.get("lag_p99_s")
@@ -168,7 +179,7 @@ class GateSession:
         span = sum(r.scenario.duration_s for r in self.runs.values())
         summary = Summary(
             run_id=self.run_id,
-            scenario="gates: " + ", ".join(sorted(self.runs, key=_order)),
+            scenario="gates: " + ", ".join(sorted(self.runs, key=catalogue.order_key)),
             stack=self._stack_name(),
             started=self.started,
             finished=time.time(),
@@ -185,22 +196,20 @@ class GateSession:
             figures=self._figures(),
         )
         write_summary(self.run_dir, summary)
-        facts = self.stack.facts if self.stack is not None else {}
+        facts = self.stack.facts if self.stack is not None else None
         with contextlib.suppress(Exception):  # the verdicts stand even if a plot cannot be drawn
             write_report(
                 self.run_dir,
                 summary,
                 samples,
                 timeline,
-                target_inflight=float(facts.get("target", 16.0)),
-                max_replicas=facts.get("max_replicas"),
+                target_inflight=facts.autoscaler_target if facts else None,
+                max_replicas=facts.max_replicas if facts else None,
             )
         return self.run_dir
 
     def _stack_name(self) -> str:
-        if self.stack is None:
-            return self.cfg.stack.kind
-        return f"{self.stack.name} ({self.stack.describe()})"
+        return self.cfg.stack.kind if self.stack is None else self.stack.describe()
 
     def _figures(self) -> dict[str, float | None]:
         figs: dict[str, float | None] = {}
@@ -218,11 +227,7 @@ class GateSession:
         return figs
 
 
-def _order(gate: str) -> tuple[int, str]:
-    return (GATE_ORDER.index(gate) if gate in GATE_ORDER else len(GATE_ORDER), gate)
-
-
-def _num(v: Any) -> float | None:
+def _num(v: object) -> float | None:
     try:
         f = float(v)
     except (TypeError, ValueError):

@@ -1,4 +1,4 @@
-"""pytest plugin of the gate (loaded by the root conftest.py).
+"""pytest plugin of the gate (loaded by the root conftest.py as `loadgate.gate.plugin`).
 
 Options: `--stack twin|kubernetes`, `--config loadgate.yaml`, `--report-dir reports`,
 `--twin-override KEY=VALUE` (repeatable: lb=round_robin, max_requests=0, ready_max_queue=0,
@@ -68,8 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not active:
         return
     from loadgate.errors import UserError
-    from loadgate.gate_session import GateSession, new_run_id
-    from loadgate.gateconfig import load_gate_config, with_overrides, with_stack_kind
+    from loadgate.gate.config import load_gate_config, with_overrides, with_stack_kind
+    from loadgate.gate.session import GateSession, new_run_id
 
     path = Path(config.getoption("loadgate_config") or Path(config.rootpath) / "loadgate.yaml")
     try:
@@ -91,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
         else:
             print(msg, flush=True)
 
-    config.stash[_KEY] = GateSession(cfg, scenarios, run_dir, say)
+    config.stash[_KEY] = GateSession(cfg, scenarios, run_dir, say, cfg_source=str(path))
     if not getattr(config.option, "xmlpath", None):  # JUnit XML always, in the run directory
         config.option.xmlpath = str(run_dir / "junit.xml")
     os.environ.setdefault("LOADGATE_GATE_RUN_DIR", str(run_dir))
@@ -101,11 +101,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Gates run in a fixed order (scale-up last: it leaves the stack scaled)."""
     if not config.stash.get(_ACTIVE, False):
         return
-    from loadgate.gate_session import _order
+    from loadgate.gate.catalogue import order_key
 
     def key(item: pytest.Item) -> tuple[int, str]:
         m = item.get_closest_marker("gate")
-        return _order(m.args[0]) if m and m.args else (-1, "")
+        return order_key(m.args[0]) if m and m.args else (-1, "")
 
     if any(i.get_closest_marker("gate") for i in items):
         items.sort(key=key)
@@ -182,7 +182,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     s = config.stash.get(_KEY, None)
     if s is None or getattr(s, "written", None) is None:
         return
-    from loadgate.gate_session import format_table
+    from loadgate.gate.session import format_table
 
     terminalreporter.section("loadgate verdicts")
     for line in format_table(s.verdicts()).splitlines():

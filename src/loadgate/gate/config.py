@@ -1,16 +1,19 @@
-"""loadgate.yaml: which stack the gate runs against, the traffic of each gate, its thresholds.
+"""loadgate.yaml: which stack the gate runs against, the traffic of each gate, its thresholds
+and its judge parameters.
 
     stack: {kind: twin, manifests: fixtures/k8s, twin: {time_scale: 0.2}}
     classes: [...]                       # traffic classes shared by inline scenarios
     gates:
       balance:
         scenario: loadtests/scenarios/gates/balance.yaml    # a path, or an inline scenario
-        thresholds: {imbalance_p95_max: 1.6}
+        thresholds: {imbalance_p95_max: 1.6, ...}           # every figure of the gate
+        params: {bucket_s: 1.0}                             # how figures are computed
     kubernetes: {...}                    # KubernetesPlatform.from_config (also read by chaos)
 
 `load_gate_config(path)` validates it all (scenarios included) and raises one UserError line that
-names the file and key path. Threshold names end in `_max` / `_min` so the direction is in the
-name; the gates this module knows have their threshold names checked, a misspelt one is an error.
+names the file and key path. Gate names, threshold keys (`<figure>_max` / `<figure>_min`) and
+params come from the catalogue (`loadgate.gate.catalogue`): an unknown or a missing one is an
+error before anything boots.
 """
 
 from __future__ import annotations
@@ -18,41 +21,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from loadgate.config import StrictModel, read_yaml, validate
+from loadgate.config import StrictModel, describe_validation_error, read_yaml, validate
 from loadgate.errors import UserError
+from loadgate.gate import catalogue
 from loadgate.traffic.scenario import Scenario, TrafficClass, load_scenario
-
-# Known gates -> their threshold names (a gate not listed here, e.g. one added later, takes any).
-KNOWN_THRESHOLDS: dict[str, frozenset[str]] = {
-    "balance": frozenset(
-        {"imbalance_p95_max", "imbalance_mean_max", "queued_while_idle_max", "min_buckets_min"}
-    ),
-    "fail_fast": frozenset(
-        {
-            "rejected_share_min",
-            "reject_p99_ms_max",
-            "deadline_exceeded_max",
-            "accepted_p99_ms_max",
-            "inflight_peak_max",
-            "recovery_s_max",
-            "slo_ms",
-        }
-    ),
-    "readiness": frozenset(
-        {
-            "drops_min",
-            "calls_to_not_ready_max",
-            "overloads_not_dropped_max",
-            "returned_min",
-            "probe_grace_s",
-        }
-    ),
-    "scale_up": frozenset(
-        {"time_to_capacity_s_max", "max_ready_min", "above_max_max", "peak_demand_min"}
-    ),
-}
 
 
 class TwinOverrides(StrictModel):
@@ -79,21 +53,12 @@ class Stack(StrictModel):
     settle_timeout_s: float = Field(20.0, gt=0)
 
 
-class FloodSpec(StrictModel):
-    """A bounded burst straight at one pod (readiness gate), as chaos' flood_queue does."""
-
-    requests: int = Field(80, ge=1, le=5000)
-    after_s: float = Field(4.0, ge=0)  # after the load starts
-    duration_s: float = Field(6.0, gt=0, le=600)
-    max_tokens: int = Field(2000, ge=1)
-    model: str = "llm"
-
-
 class GateSpec(StrictModel):
     scenario: str | dict[str, Any]  # a path (relative to loadgate.yaml's folder) or inline
     window: str | None = None  # the phase the gate is judged on (None: the whole run)
     thresholds: dict[str, float] = Field(default_factory=dict)
-    flood: FloodSpec | None = None
+    # the gate's params model (catalogue.GateDef.params), validated in GateConfig
+    params: dict[str, Any] = Field(default_factory=dict)
     processes: int = Field(1, ge=1, le=16)
 
 
@@ -108,24 +73,35 @@ class GateConfig(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> GateConfig:
         for name, g in self.gates.items():
-            known = KNOWN_THRESHOLDS.get(name)
-            if known is None:
-                continue
+            if name not in catalogue.BY_NAME:
+                raise ValueError(
+                    f"gates.{name}: unknown gate (the catalogue has: {', '.join(catalogue.ORDER)})"
+                )
+            known = catalogue.BY_NAME[name].thresholds
             for key in g.thresholds:
                 if key not in known:
                     raise ValueError(
                         f"gates.{name}.thresholds.{key}: unknown threshold "
-                        f"(expected one of {', '.join(sorted(known))})"
+                        f"(expected one of {', '.join(known)})"
                     )
+            missing = [k for k in known if k not in g.thresholds]
+            if missing:
+                raise ValueError(
+                    f"gates.{name}.thresholds: {', '.join(missing)} not set (every figure of a "
+                    "gate needs its threshold)"
+                )
         if self.stack.kind == "kubernetes" and self.kubernetes is None:
             raise ValueError("stack.kind kubernetes needs a top-level 'kubernetes:' block")
         return self
 
-    def threshold(self, gate: str, key: str) -> float:
-        try:
-            return self.gates[gate].thresholds[key]
-        except KeyError:
-            raise UserError(f"loadgate.yaml: gates.{gate}.thresholds.{key} is not set") from None
+
+def gate_params(cfg: GateConfig, gate: str, source: str) -> StrictModel:
+    """The gate's judge parameters as its typed model (defaults for what is not written)."""
+    model = catalogue.get(gate).params
+    try:
+        return model.model_validate(cfg.gates[gate].params)
+    except ValidationError as e:
+        raise UserError(describe_validation_error(e, source, ("gates", gate, "params"))) from None
 
 
 def resolve_scenario(cfg: GateConfig, gate: str, base: Path, source: str) -> Scenario:
@@ -157,6 +133,8 @@ def load_gate_config(path: str | Path) -> tuple[GateConfig, dict[str, Scenario]]
     p = Path(path)
     cfg = validate(GateConfig, read_yaml(p), str(p))
     base = p.resolve().parent
+    for g in cfg.gates:
+        gate_params(cfg, g, str(p))  # a bad parameter is one line now, before anything boots
     scenarios = {g: resolve_scenario(cfg, g, base, str(p)) for g in cfg.gates}
     for g, spec in cfg.gates.items():
         phases = [ph.name for ph in scenarios[g].phases]

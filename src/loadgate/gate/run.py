@@ -1,9 +1,9 @@
 """One gate's run: its scenario's load against the stack (plus an optional `during` action), the
-samples and timeline it produced, and the verdicts the test records against its thresholds.
+samples, the proxy's records and the timeline it produced, and the verdicts the test records.
 
     run = run_gate("readiness", during=flood_one_pod)   # the pytest fixture
     r = judge.readiness(run.samples, run.timeline, ...)
-    run.check("calls_to_not_ready", r.calls_to_not_ready, "<=", "calls_to_not_ready_max")
+    run.check("calls_to_not_ready", r.calls_to_not_ready)   # direction and threshold: catalogue
     run.assert_passed()
 
 `during(platform, load_start)` runs in a background thread while the load runs (pod kills,
@@ -15,23 +15,30 @@ figures say, because its figures describe the generator, not the stack.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from loadgate.config import StrictModel
+from loadgate.errors import UserError
+from loadgate.gate.catalogue import GateDef
 from loadgate.judge.verdict import Verdict, check
+from loadgate.platform.base import Platform
+from loadgate.platform.facts import DeploymentFacts
 from loadgate.traffic.scenario import Scenario
 
-During = Callable[[Any, float], Any]  # (platform, load start epoch s) -> anything
+if TYPE_CHECKING:
+    from loadgate.traffic.runner import RunResult
+
+During = Callable[[Platform, float], Any]  # (platform, load start epoch s) -> anything
 
 
 @dataclass
 class GateRun:
-    gate: str
+    gate: GateDef
     scenario: Scenario
     out_dir: Path
     samples: pd.DataFrame
@@ -39,16 +46,21 @@ class GateRun:
     timeline: pd.DataFrame
     started: float  # load start, epoch s
     ended: float
-    generator: dict  # the traffic summary's generator health (valid, invalid_reasons, lag...)
+    generator: dict[str, Any]  # the traffic summary's generator health (valid, reasons, lag...)
     thresholds: dict[str, float]
+    params: StrictModel  # the gate's judge parameters (catalogue.GateDef.params)
     window_phase: str | None
-    facts: dict[str, Any]  # deployment numbers: batch_size, ready_max_queue, probe_s, target...
+    facts: DeploymentFacts
     pods: list[str]  # pod addresses (served_by values) when the load started
-    platform: Any = None
-    during_result: Any = None
+    platform: Platform
+    during_result: object = None  # whatever the `during` action returned
     during_error: str | None = None
     verdicts: list[Verdict] = field(default_factory=list)
     figures: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.gate.name
 
     @property
     def valid(self) -> bool:
@@ -69,29 +81,21 @@ class GateRun:
 
     def threshold(self, key: str) -> float:
         if key not in self.thresholds:
-            from loadgate.errors import UserError
-
-            raise UserError(f"loadgate.yaml: gates.{self.gate}.thresholds.{key} is not set")
+            raise UserError(f"loadgate.yaml: gates.{self.name}.thresholds.{key} is not set")
         return float(self.thresholds[key])
 
-    def check(
-        self,
-        figure: str,
-        value: float | None,
-        comparison: str,
-        threshold_key: str,
-        unit: str = "",
-        what: str = "",
-    ) -> Verdict:
-        """Record one figure against the threshold named `threshold_key` in loadgate.yaml."""
+    def check(self, figure: str, value: float | None, detail: str = "") -> Verdict:
+        """Record one figure of the catalogue against its threshold in loadgate.yaml."""
+        f = self.gate.figure(figure)
+        meaning = f"{f.meaning}; {detail}" if detail else f.meaning
         v = check(
-            self.gate,
+            self.name,
             figure,
             value,
-            comparison,
-            self.threshold(threshold_key),
-            unit=unit,
-            what=what,
+            f.direction,
+            self.threshold(f.threshold_key),
+            unit=f.unit,
+            what=meaning,
         )
         self.verdicts.append(v)
         self.figures[figure] = None if value is None else float(value)
@@ -112,11 +116,13 @@ class GateRun:
         if self.during_error:
             lines.append(f"the action run during the load failed: {self.during_error}")
         lines += [v.message for v in self.verdicts if not v.passed]
-        return f"gate {self.gate}: " + "\n  ".join(lines)
+        return f"gate {self.name}: " + "\n  ".join(lines)
 
     def assert_passed(self) -> None:
-        if not self.verdicts and self.valid:
-            raise AssertionError(f"gate {self.gate}: no figure was checked")
+        checked = {v.figure for v in self.verdicts}
+        unchecked = [f.name for f in self.gate.figures if f.name not in checked]
+        if unchecked and self.valid:
+            raise AssertionError(f"gate {self.name}: figures not checked: {', '.join(unchecked)}")
         assert self.passed, self.failure_message()
 
 
@@ -125,10 +131,10 @@ def run_load(
     target: str,
     out_dir: Path,
     processes: int,
-    platform: Any,
+    platform: Platform,
     during: During | None,
     say: Callable[[str], None],
-) -> tuple[Any, Any, str | None]:
+) -> tuple[RunResult, Any, str | None]:
     """Run the scenario to its end with `during` in a background thread; returns
     (RunResult, during's result, during's error or None)."""
     from loadgate.traffic.runner import start_scenario
@@ -157,12 +163,3 @@ def run_load(
         if thread.is_alive():
             box.setdefault("error", "still running after the load ended")
     return result, box.get("result"), box.get("error")
-
-
-def wait_for(pred: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return pred()

@@ -15,15 +15,7 @@ from pathlib import Path
 import click
 
 from loadgate.errors import GateFailed, UserError
-
-# The gates the architecture calls for: file in loadtests/ -> what it proves.
-EXPECTED_GATES = {
-    "test_least_request_balance.py": "least-request balance",
-    "test_fail_fast.py": "fail-fast 503 / UNAVAILABLE under flood",
-    "test_readiness_dropout.py": "readiness drop-out over queue 50",
-    "test_keda_scale_up.py": "KEDA scale-up on in-flight requests",
-    "test_pod_kill.py": "pod kill under load",
-}
+from loadgate.gate import catalogue
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -65,8 +57,8 @@ def gate(
     pytest_args: tuple[str, ...],
 ) -> None:
     """Run every gate in loadtests/ against the stack; exit 0 only when all gates exist and pass."""
-    from loadgate.gate_session import format_table, new_run_id
-    from loadgate.gateconfig import load_gate_config, with_overrides, with_stack_kind
+    from loadgate.gate.config import load_gate_config, with_overrides, with_stack_kind
+    from loadgate.gate.session import format_table, new_run_id
     from loadgate.report.summary import read_summary
 
     folder = Path(loadtests_dir)
@@ -79,7 +71,7 @@ def gate(
         from loadgate.platform.kubernetes import KubernetesPlatform
 
         KubernetesPlatform.from_config(cfg.kubernetes or {}).replicas()
-    missing = [name for name in EXPECTED_GATES if not (folder / name).exists()]
+    missing = [g for g in catalogue.GATES if not (folder / g.test_file).exists()]
     run_id = new_run_id()
     cmd = [
         sys.executable,
@@ -114,8 +106,8 @@ def gate(
         click.echo(f"report: {run_dir / 'report.html'}")
     else:
         click.echo(f"no summary was written (pytest exit {rc}); see {run_dir}")
-    for name in missing:
-        click.echo(f"loadgate: gate not implemented yet: {name} ({EXPECTED_GATES[name]})", err=True)
+    for g in missing:
+        click.echo(f"loadgate: gate not implemented yet: {g.test_file} ({g.proves})", err=True)
     if rc != 0 or missing:
         raise GateFailed(
             f"gate FAILED: {len(missing)} gate(s) missing, pytest exit {rc}"
