@@ -29,6 +29,7 @@ SAMPLE_SCHEMA = pa.schema(
         ("bytes", pa.int64()),  # response payload bytes
         ("phase", pa.string()),  # scenario phase name (warmup, steady, flood, ...)
         ("worker", pa.string()),  # generator process that sent it
+        ("error", pa.string()),  # why a call failed, in the server's or gRPC's words; "" if OK
     ]
 )
 SAMPLE_COLUMNS = [f.name for f in SAMPLE_SCHEMA]
@@ -98,7 +99,9 @@ def write_timeline(df: pd.DataFrame, path) -> None:
 def read_samples(path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    return pq.read_table(path, schema=SAMPLE_SCHEMA).to_pandas()
+    df = pq.read_table(path, schema=SAMPLE_SCHEMA).to_pandas()
+    df["error"] = df["error"].fillna("")  # files written before the column existed
+    return df
 
 
 def read_timeline(path) -> pd.DataFrame:

@@ -11,7 +11,7 @@ import selectors
 
 import pytest
 
-from loadgate.modelserver.engine import Accelerator
+from loadgate.modelserver.engine import Accelerator, Timing
 from loadgate.modelserver.latency import LatencyModel
 from loadgate.modelserver.readiness import Readiness
 
@@ -108,7 +108,9 @@ def test_cv_dynamic_batches_of_8_fifo():
     done_at: dict[int, float] = {}
 
     async def one(i):
-        await acc.classify(1)
+        t = Timing(acc.now())
+        await acc.classify(1, t)
+        acc.finish("cv", t, 1)
         done_at[i] = acc.now()
 
     async def main():
@@ -120,6 +122,7 @@ def test_cv_dynamic_batches_of_8_fifo():
     assert {round(done_at[i], 9) for i in range(1, 9)} == {round(b1 + b8, 9)}
     assert {round(done_at[i], 9) for i in range(9, 17)} == {round(b1 + 2 * b8, 9)}
     assert acc.stats["cv"].exec_count == 3 and acc.stats["cv"].count == 17
+    assert {size: n for size, (n, _) in acc.stats["cv"].batches.items()} == {1: 1, 8: 2}
 
 
 def test_cancelled_requests_leave_the_queue_and_free_their_slot():

@@ -31,6 +31,7 @@ def small_run(t0=1.7e9, n=400):
             "bytes": 10,
             "phase": np.where(intended < t0 + 10, "steady", "flood"),
             "worker": "w0",
+            "error": "",
         }
     )[SAMPLE_COLUMNS]
     tl = pd.DataFrame(

@@ -35,6 +35,7 @@ ROW_SCHEMA = pa.schema(list(SAMPLE_SCHEMA) + list(EXTRA_SCHEMA))
 # Column order of a row tuple: the contract's, then the extras.
 ROW_FIELDS = tuple(SAMPLE_COLUMNS) + tuple(EXTRA_SCHEMA.names)
 GAP_COLUMNS = ["intended", "worker", "cls", "itl_p50", "itl_max"]
+_MISSING = {"error": ""}
 
 
 class RowBuffer:
@@ -62,6 +63,7 @@ class RowBuffer:
         phase: str,
         itl_p50: float = math.nan,
         itl_max: float = math.nan,
+        error: str = "",
     ) -> None:
         self.rows.append(
             (
@@ -77,6 +79,7 @@ class RowBuffer:
                 nbytes,
                 phase,
                 self.worker,
+                error,
                 itl_p50,
                 itl_max,
             )
@@ -96,9 +99,10 @@ def columns(rows: list[tuple]) -> dict[str, list]:
 
 
 def to_batch(cols: dict[str, Any]) -> pa.RecordBatch:
-    """Columns -> batch of ROW_SCHEMA (extras default to NaN for senders without them)."""
+    """Columns -> batch of ROW_SCHEMA (a sender without a column: NaN for the extras, "" for
+    `error`)."""
     n = len(cols["intended"])
-    data = {f: cols.get(f) if f in cols else [math.nan] * n for f in ROW_FIELDS}
+    data = {f: cols[f] if f in cols else [_MISSING.get(f, math.nan)] * n for f in ROW_FIELDS}
     return pa.RecordBatch.from_pydict(data, schema=ROW_SCHEMA)
 
 
