@@ -205,7 +205,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             out.put_nowait(_DONE)
 
     async def _generate(self, req_id: str, llm: LlmRequest, out: asyncio.Queue, t: Timing) -> None:
-        """Stream the responses of one LLM request (one message when it asked for no streaming)."""
+        """Stream the responses of one LLM request; one response at the end when it asked for
+        no streaming (`stream` false)."""
         sent = 0
         # A request's messages differ only by (tokens, final, first): build each kind once.
         built: dict[tuple[int, bool, bool], pb.ModelStreamInferResponse] = {}
@@ -214,8 +215,13 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             self.acc.generate(llm.prompt_tokens, llm.max_tokens, chunk, t)
         ) as gen:
             async for n in gen:
-                key = (n, sent + n >= llm.max_tokens, sent == 0)
                 sent += n
+                if not llm.stream:  # everything in one response once generation is done
+                    if sent >= llm.max_tokens:
+                        resp = self.pose.response(req_id, llm, sent, final=True, first=True)
+                        out.put_nowait(pb.ModelStreamInferResponse(infer_response=resp))
+                    continue
+                key = (n, sent >= llm.max_tokens, sent == n)
                 msg = built.get(key)
                 if msg is None:
                     resp = self.pose.response(req_id, llm, *key)

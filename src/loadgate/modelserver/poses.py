@@ -48,6 +48,10 @@ class LlmRequest:
     report_prompt: bool = False  # num_input_tokens on every response
     finish_reason: bool = False
     echo: bytes = b""  # the prompt, when the backend puts it before the generated text
+    outputs: frozenset[str] | None = None  # the outputs the client asked for (None: all)
+
+    def wants(self, name: str) -> bool:
+        return self.outputs is None or name in self.outputs
 
 
 class Pose:
@@ -101,7 +105,10 @@ class Pose:
         for name in _ONE_ONLY:
             if values.get(name, [1])[0] != 1:
                 raise _invalid(f"'{name}' other than 1 is not simulated by loadgate-modelserver")
-        self._check_outputs(req)
+        declared = {t.name for t in self.sig.outputs}
+        for o in req.outputs:
+            if o.name not in declared:
+                raise _invalid(f"unexpected inference output '{o.name}' for model '{LLM}'")
         prompt = values[sig.TEXT_INPUT][0]
         stream = bool(values.get(sig.STREAM, [False])[0])
         if self.profile == "vllm":
@@ -123,6 +130,7 @@ class Pose:
             report_prompt=bool(values.get(sig.RETURN_NUM_INPUT_TOKENS, [False])[0]),
             finish_reason=bool(values.get(sig.RETURN_FINISH_REASON, [False])[0]),
             echo=prompt if echo else b"",
+            outputs=frozenset(o.name for o in req.outputs) or None,
         )
 
     def _inputs(self, req: pb.ModelInferRequest) -> dict[str, list]:
@@ -181,34 +189,27 @@ class Pose:
                 f"{want}, got {shape}.{note}"
             )
 
-    def _check_outputs(self, req: pb.ModelInferRequest) -> None:
-        declared = {t.name for t in self.sig.outputs}
-        served = {sig.TEXT_OUTPUT, sig.NUM_OUTPUT_TOKENS, sig.NUM_INPUT_TOKENS, sig.FINISH_REASON}
-        for o in req.outputs:
-            if o.name not in declared:
-                raise _invalid(f"unexpected inference output '{o.name}' for model '{LLM}'")
-            if o.name not in served:
-                raise _invalid(f"output '{o.name}' is not simulated by loadgate-modelserver")
-
     # -- responses ---------------------------------------------------------------------------
     def response(
         self, req_id: str, llm: LlmRequest, tokens: int, final: bool, first: bool
     ) -> pb.ModelInferResponse:
         """One response carrying `tokens` generated tokens (the stream's first one with the
-        echoed prompt, if any)."""
+        echoed prompt, if any). As in Triton, only requested outputs are returned; outputs the
+        backend produces only on request (counts, finish reason) come when switched on, and
+        outputs the simulation does not produce (log-probs, logits...) never come."""
         r = pb.ModelInferResponse(model_name=LLM, model_version=VERSION, id=req_id)
         if self.profile == "loadgate":
             self._add(r, sig.TEXT_OUTPUT, [_TEXT * tokens])
             r.parameters[sig.TOKENS].int64_param = tokens
             r.parameters[sig.TRITON_FINAL].bool_param = final
             return r
-        text = (llm.echo if first else b"") + _TEXT * tokens
-        self._add(r, sig.TEXT_OUTPUT, [text])
-        if llm.finish_reason:
+        if llm.wants(sig.TEXT_OUTPUT):
+            self._add(r, sig.TEXT_OUTPUT, [(llm.echo if first else b"") + _TEXT * tokens])
+        if llm.finish_reason and llm.wants(sig.FINISH_REASON):
             self._add(r, sig.FINISH_REASON, [b"length" if final else b"None"])
-        if llm.report_prompt:
+        if llm.report_prompt and llm.wants(sig.NUM_INPUT_TOKENS):
             self._add(r, sig.NUM_INPUT_TOKENS, [llm.prompt_tokens])
-        if llm.report_tokens:
+        if llm.report_tokens and llm.wants(sig.NUM_OUTPUT_TOKENS):
             self._add(r, sig.NUM_OUTPUT_TOKENS, [tokens])
         r.parameters[sig.TRITON_FINAL].bool_param = final  # set by Triton on stream responses
         return r
