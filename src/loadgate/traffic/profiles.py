@@ -168,13 +168,14 @@ def check_model(
                     f"loadgate does not send: set profile: {other}"
                 )
     req = build_llm_request(cls)
-    for t in req.inputs:
-        d = declared.get(t.name)
-        if d is None:
+    for t in req.inputs:  # names first: a missing input tells the most
+        if t.name not in declared:
             raise UserError(
                 f"{where} has no input '{t.name}' (profile {cls.profile}); its inputs: "
                 f"{_names(meta.inputs)}"
             )
+    for t in req.inputs:
+        d = declared[t.name]
         if d.datatype != t.datatype or not _fits(list(t.shape), list(d.shape)):
             raise UserError(
                 f"{where} declares input '{t.name}' as {d.datatype} {list(d.shape)}; profile "
