@@ -24,6 +24,13 @@ _FORMAT = {
 SIZE = {dtype: struct.calcsize("<" + f) for dtype, f in _FORMAT.items()}
 
 
+def shape_fits(shape: Sequence[int], declared: Sequence[int]) -> bool:
+    """A request's shape against a declared one, where -1 is any size (Triton's rule)."""
+    return len(shape) == len(declared) and all(
+        d in (-1, s) for s, d in zip(shape, declared, strict=True)
+    )
+
+
 def encode(datatype: str, values: Sequence) -> bytes:
     """Raw contents of a tensor holding `values` (bytes for BYTES, numbers or bools else)."""
     if datatype == "BYTES":

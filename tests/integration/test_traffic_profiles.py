@@ -84,7 +84,7 @@ def test_the_wrong_profile_is_refused_before_any_load(modelserver_factory, tmp_p
         "loadgate", profile="tensorrtllm"
     )
     assert "Triton refuses ModelInfer" in refusal("vllm", profile="vllm", kind="llm_unary")
-    assert "no metadata for model 'nope'" in refusal("vllm", profile="vllm", model="nope")
+    assert "no signature for model 'nope'" in refusal("vllm", profile="vllm", model="nope")
     for p in PROFILES:  # each pose accepts its own profile
         check_target(servers[p].grpc_target, scenario(llm_classes(p)))
 

@@ -230,7 +230,7 @@ def test_check_classes_asks_once_per_model_and_lets_loadgate_through_unknown_mod
     stub = _Stub({"m": Pose("vllm", 0)})
     profiles.check_classes(stub, sc)
     assert stub.asked == [("meta", "m"), ("config", "m"), ("meta", "nope"), ("config", "nope")]
-    with pytest.raises(UserError, match="no metadata for model 'nope'.*profile vllm needs it"):
+    with pytest.raises(UserError, match="no signature for model 'nope'.*profile vllm needs it"):
         profiles.check_classes(stub, sc.with_llm_profile("vllm"))
 
 

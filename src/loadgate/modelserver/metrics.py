@@ -17,7 +17,6 @@ event loop thread, and rendering happens once per scrape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 REASONS = ("REJECTED", "CANCELED", "BACKEND", "OTHER")  # Triton's failure reasons (label)
@@ -62,80 +61,37 @@ class ModelStats:
         b[1] += compute_ns
 
 
-Sample = tuple[dict[str, str], float]  # extra labels, value
+# (name, type, help, ModelStats attribute); the order is the exposition order. Attributes in ns
+# are rendered in microseconds, as Triton's *_duration_us; `failure` has one series per reason.
+_FAMILIES = (
+    ("nv_inference_request_success", "counter", "Number of successful inference requests, all batch sizes", "request_success"),
+    ("nv_inference_request_failure", "counter", "Number of failed inference requests, all batch sizes", "failure"),
+    ("nv_inference_count", "counter", "Number of inferences performed (batch items)", "count"),
+    ("nv_inference_exec_count", "counter", "Number of model executions performed (batches)", "exec_count"),
+    ("nv_inference_request_duration_us", "counter", "Cumulative inference request duration in microseconds", "request_ns"),
+    ("nv_inference_queue_duration_us", "counter", "Cumulative inference queuing duration in microseconds", "queue_ns"),
+    ("nv_inference_compute_input_duration_us", "counter", "Cumulative compute input duration in microseconds", "compute_input_ns"),
+    ("nv_inference_compute_infer_duration_us", "counter", "Cumulative compute inference duration in microseconds", "compute_infer_ns"),
+    ("nv_inference_compute_output_duration_us", "counter", "Cumulative inference compute output duration in microseconds", "compute_output_ns"),
+    ("nv_inference_pending_request_count", "gauge", "Instantaneous number of pending requests awaiting execution per-model.", "pending_request_count"),
+    ("loadgate_inference_executing_count", "gauge", "Requests executing on the simulated device", "executing_count"),
+)  # fmt: skip
 
 
-def _us(ns: int) -> float:
-    return ns / 1000
-
-
-# name -> (type, help, samples of one model); the order is the exposition order.
-_FAMILIES: dict[str, tuple[str, str, Callable[[ModelStats], Iterator[Sample]]]] = {
-    "nv_inference_request_success": (
-        "counter",
-        "Number of successful inference requests, all batch sizes",
-        lambda s: iter([({}, s.request_success)]),
-    ),
-    "nv_inference_request_failure": (
-        "counter",
-        "Number of failed inference requests, all batch sizes",
-        lambda s: (({"reason": r}, n) for r, n in s.failure.items()),
-    ),
-    "nv_inference_count": (
-        "counter",
-        "Number of inferences performed (batch items)",
-        lambda s: iter([({}, s.count)]),
-    ),
-    "nv_inference_exec_count": (
-        "counter",
-        "Number of model executions performed (batches)",
-        lambda s: iter([({}, s.exec_count)]),
-    ),
-    "nv_inference_request_duration_us": (
-        "counter",
-        "Cumulative inference request duration in microseconds",
-        lambda s: iter([({}, _us(s.request_ns))]),
-    ),
-    "nv_inference_queue_duration_us": (
-        "counter",
-        "Cumulative inference queuing duration in microseconds",
-        lambda s: iter([({}, _us(s.queue_ns))]),
-    ),
-    "nv_inference_compute_input_duration_us": (
-        "counter",
-        "Cumulative compute input duration in microseconds",
-        lambda s: iter([({}, _us(s.compute_input_ns))]),
-    ),
-    "nv_inference_compute_infer_duration_us": (
-        "counter",
-        "Cumulative compute inference duration in microseconds",
-        lambda s: iter([({}, _us(s.compute_infer_ns))]),
-    ),
-    "nv_inference_compute_output_duration_us": (
-        "counter",
-        "Cumulative inference compute output duration in microseconds",
-        lambda s: iter([({}, _us(s.compute_output_ns))]),
-    ),
-    "nv_inference_pending_request_count": (
-        "gauge",
-        "Instantaneous number of pending requests awaiting execution per-model.",
-        lambda s: iter([({}, s.pending_request_count)]),
-    ),
-    "loadgate_inference_executing_count": (
-        "gauge",
-        "Requests executing on the simulated device",
-        lambda s: iter([({}, s.executing_count)]),
-    ),
-}
+def _samples(s: ModelStats, attr: str) -> list[tuple[dict[str, str], float]]:
+    value = getattr(s, attr)
+    if attr == "failure":
+        return [({"reason": r}, n) for r, n in value.items()]
+    return [({}, value / 1000 if attr.endswith("_ns") else value)]
 
 
 def render(stats: dict[str, ModelStats], version: str = "1") -> str:
     lines: list[str] = []
-    for name, (kind, help_text, samples) in _FAMILIES.items():
+    for name, kind, help_text, attr in _FAMILIES:
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
         for model, s in stats.items():
-            for extra, value in samples(s):
+            for extra, value in _samples(s, attr):
                 labels = {"model": model, **extra, "version": version}
                 text = ",".join(f'{k}="{v}"' for k, v in labels.items())
                 lines.append(f"{name}{{{text}}} {value:.15g}")

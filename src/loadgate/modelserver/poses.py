@@ -171,7 +171,7 @@ class Pose:
 
     def _check_shape(self, t: pb.ModelInferRequest.InferInputTensor, d: sig.Tensor) -> None:
         shape, want = list(t.shape), self.sig.shape(d)
-        ok = len(shape) == len(want) and all(w in (-1, s) for s, w in zip(shape, want, strict=True))
+        ok = tensors.shape_fits(shape, want)
         if ok and self.sig.batched and shape[0] != 1:
             raise _invalid(
                 f"input '{t.name}': batch {shape[0]}; loadgate-modelserver simulates one prompt "

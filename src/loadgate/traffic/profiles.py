@@ -147,10 +147,8 @@ def _names(items: Iterable, limit: int = 16) -> str:
     return ", ".join(names[:limit]) + more
 
 
-def _fits(shape: list[int], declared: list[int]) -> bool:
-    return len(shape) == len(declared) and all(
-        d in (-1, s) for s, d in zip(shape, declared, strict=True)
-    )
+# An input only that backend's models declare: a loadgate-profile class aimed at one is refused.
+_MARKER = {"vllm": sig.SAMPLING_PARAMETERS, "tensorrtllm": sig.MAX_TOKENS}
 
 
 def check_model(
@@ -176,7 +174,7 @@ def check_model(
             )
     for t in req.inputs:
         d = declared[t.name]
-        if d.datatype != t.datatype or not _fits(list(t.shape), list(d.shape)):
+        if d.datatype != t.datatype or not tensors.shape_fits(t.shape, d.shape):
             raise UserError(
                 f"{where} declares input '{t.name}' as {d.datatype} {list(d.shape)}; profile "
                 f"{cls.profile} sends {t.datatype} {list(t.shape)}"
@@ -207,9 +205,6 @@ def check_model(
         raise UserError(f"{where} is not decoupled: it cannot stream tokens (kind llm_stream)")
 
 
-_MARKER = {"vllm": sig.SAMPLING_PARAMETERS, "tensorrtllm": sig.MAX_TOKENS}
-
-
 def _ask(call, request, timeout: float, md: tuple):
     """The response, or None when the RPC is not implemented or the model is unknown."""
     try:
@@ -217,15 +212,15 @@ def _ask(call, request, timeout: float, md: tuple):
     except grpc.RpcError as e:
         if e.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND):
             return None
-        detail = (e.details() or "").splitlines()[0][:120] if e.details() else ""
+        detail = " ".join((e.details() or "").split())[:120]
         raise UserError(f"cannot read model metadata: {e.code().name}: {detail}") from None
 
 
 def check_classes(stub, scenario: Scenario, md: tuple = (), timeout: float = 5.0) -> None:
     """Read each LLM model's metadata and config once and check every LLM class against them.
-    The loadgate profile is checked only where the target answers (it also drives servers
-    without these RPCs, and a misspelt model shows as NOT_FOUND rows); the backend profiles need
-    the metadata to be sure of what they send."""
+    The loadgate profile is checked only where the target publishes a signature (it also drives
+    KServe servers without these RPCs, and a misspelt model shows as NOT_FOUND rows); the backend
+    profiles need the metadata to be sure of what they send."""
     seen: dict[str, tuple] = {}
     for cls in scenario.classes:
         if cls.kind == "cv":
@@ -235,11 +230,12 @@ def check_classes(stub, scenario: Scenario, md: tuple = (), timeout: float = 5.0
             cfg = _ask(stub.ModelConfig, pb.ModelConfigRequest(name=cls.model), timeout, md)
             seen[cls.model] = (meta, cfg.config if cfg is not None else None)
         meta, config = seen[cls.model]
-        if meta is None:
+        if meta is None or not meta.inputs:  # not served, no RPC, or no published signature
             if cls.profile == "loadgate":
                 continue
             raise UserError(
-                f"class {cls.name}: the target gives no metadata for model '{cls.model}' "
-                f"(not served, or no ModelMetadata RPC); profile {cls.profile} needs it"
+                f"class {cls.name}: the target gives no signature for model '{cls.model}' (not "
+                f"served, no ModelMetadata RPC, or no inputs declared); profile {cls.profile} "
+                "needs it"
             )
         check_model(cls, meta, config)
