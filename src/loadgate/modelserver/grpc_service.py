@@ -101,12 +101,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         try:
             models.check_model(request.model_name, request.model_version)
             if request.model_name == CV:
-                images = models.parse_cv(request, self.cfg.max_batch_size)
-                try:
-                    await self.acc.classify(images, t)
-                finally:
-                    self.acc.finish(CV, t, images)
-                return models.cv_response(request.id, images)
+                return await self._classify(request, t)
             if not self.pose.unary_ok:
                 raise RequestError("UNIMPLEMENTED", DECOUPLED_UNARY)
             llm = self._parse_llm(request)
@@ -122,6 +117,14 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             return self.pose.response(request.id, llm, tokens, final=True, first=True)
         except RequestError as e:  # refused before scheduling: not counted, as in Triton
             await context.abort(getattr(grpc.StatusCode, e.code), str(e))
+
+    async def _classify(self, req: pb.ModelInferRequest, t: Timing) -> pb.ModelInferResponse:
+        images = models.parse_cv(req, self.cfg.max_batch_size)
+        try:
+            await self.acc.classify(images, t)
+        finally:
+            self.acc.finish(CV, t, images)  # done or cancelled: counted once it ended
+        return models.cv_response(req.id, images)
 
     def _parse_llm(self, request: pb.ModelInferRequest) -> LlmRequest:
         return self.pose.parse(request, self.cfg.default_max_tokens, self.cfg.default_prompt_tokens)
@@ -185,14 +188,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             models.check_model(req.model_name, req.model_version)
             if req.model_name != LLM:
                 # Not decoupled: one response, as Triton streams a non-decoupled model.
-                images = models.parse_cv(req, self.cfg.max_batch_size)
-                try:
-                    await self.acc.classify(images, t)
-                finally:
-                    self.acc.finish(CV, t, images)
-                out.put_nowait(
-                    pb.ModelStreamInferResponse(infer_response=models.cv_response(req.id, images))
-                )
+                resp = await self._classify(req, t)
+                out.put_nowait(pb.ModelStreamInferResponse(infer_response=resp))
                 return
             llm = self._parse_llm(req)
             try:

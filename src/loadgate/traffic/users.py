@@ -262,6 +262,7 @@ def _record(proc: Proc, a: Attempt, env) -> None:
         itl_max,
         a.error,
     )
+    failure = f"{a.status}: {a.error}" if a.error else a.status  # Locust groups by this text
     env.events.request.fire(
         request_type="grpc",
         name=cls.name,
@@ -269,9 +270,7 @@ def _record(proc: Proc, a: Attempt, env) -> None:
         response_length=a.nbytes,
         response=None,
         context={"status": a.status, "served_by": served},
-        exception=None
-        if a.status == "OK"
-        else GrpcStatus(f"{a.status}: {a.error}" if a.error else a.status),
+        exception=None if a.status == "OK" else GrpcStatus(failure),
     )
 
 
