@@ -38,6 +38,9 @@ FINISH_REASON = "finish_reason"
 PROMPT_TOKENS = "prompt_tokens"  # loadgate request parameter
 TOKENS = "tokens"  # loadgate response parameter: tokens in this message
 TRITON_FINAL = "triton_final_response"  # Triton sets it on every decoupled stream response
+# Request parameter: when a backend flags the end without a response (tensorrt_llm_bls sends the
+# final flag alone), Triton then sends an empty response with triton_final_response true.
+TRITON_EMPTY_FINAL = "triton_enable_empty_final_response"
 
 # KServe v2 datatype -> model_config DataType name
 CONFIG_TYPE = {

@@ -138,7 +138,7 @@ def test_errors_keep_their_words_and_are_counted_per_message(modelserver_factory
     assert "errors by message:" in r.table and words in r.table
 
 
-@pytest.mark.parametrize("profile", ["vllm", "tensorrtllm"])
+@pytest.mark.parametrize("profile", PROFILES)
 def test_through_the_twin_with_pods_posing_as_the_backend(tmp_path, profile):
     # The twin passes extra modelserver flags to its pods (the Deployment's container args do
     # the same): every pod poses as the backend; token_chunk 8 as in the gates, so each

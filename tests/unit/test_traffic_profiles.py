@@ -51,8 +51,12 @@ def test_vllm_request_as_the_backend_reads_it():
     assert got["return_num_output_tokens"] == ("BOOL", [1], [True])
     params = json.loads(got["sampling_parameters"][2][0])
     assert params == {"max_tokens": 2000, "min_tokens": 2000, "temperature": 0.5}
-    unary = inputs(profiles.build_llm_request(cls("vllm", kind="llm_unary")))
-    assert unary["stream"][2] == [False]
+    unary_req = profiles.build_llm_request(cls("vllm", kind="llm_unary"))
+    assert inputs(unary_req)["stream"][2] == [False]
+    # streams ask for an empty final response where a backend flags the end alone (BLS)
+    stream_req = profiles.build_llm_request(c)
+    assert stream_req.parameters["triton_enable_empty_final_response"].bool_param
+    assert "triton_enable_empty_final_response" not in unary_req.parameters
 
 
 def test_tensorrtllm_request_has_the_batch_dimension_and_typed_tensors():

@@ -9,6 +9,8 @@
 - `tensorrtllm`: the TensorRT-LLM `ensemble` / `tensorrt_llm_bls` models: `text_input`,
   `max_tokens` and `min_tokens` (INT32), `stream`, `exclude_input_in_output`, one tensor per
   `sampling` key; every tensor with the batch dimension ([1, 1]).
+Backend streams ask for `triton_enable_empty_final_response`, so a stream whose backend flags the
+end without a response (the BLS model does) still ends with a response marked final.
 
 Token counts of the two backends (`token_count`): `reported` asks for `return_num_output_tokens`
 and sums `num_output_tokens`, which both backends fill with the tokens of that response (exact);
@@ -66,6 +68,8 @@ def build_llm_request(cls: TrafficClass) -> pb.ModelInferRequest:
         req.parameters[sig.PROMPT_TOKENS].int64_param = cls.prompt_tokens
         return req
     stream = cls.kind == "llm_stream"
+    if stream:  # so every complete stream ends with a response flagged final
+        req.parameters[sig.TRITON_EMPTY_FINAL].bool_param = True
     _add(req, s, sig.TEXT_INPUT, [prompt_text(cls.prompt_tokens)])
     _add(req, s, sig.STREAM, [stream])
     _add(req, s, sig.EXCLUDE_INPUT, [True])
