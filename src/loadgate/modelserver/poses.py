@@ -122,8 +122,11 @@ class Pose:
             echo = not stream and not values.get(sig.EXCLUDE_INPUT, [False])[0]
         if not 1 <= max_tokens <= MAX_TOKENS:
             raise _invalid(f"max_tokens must be 1..{MAX_TOKENS}, got {max_tokens}")
+        prompt_tokens = len(prompt.split())
+        if prompt_tokens > MAX_TOKENS:
+            raise _invalid(f"the prompt must have at most {MAX_TOKENS} words")
         return LlmRequest(
-            prompt_tokens=len(prompt.split()),
+            prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
             stream=stream,
             report_tokens=bool(values.get(sig.RETURN_NUM_OUTPUT_TOKENS, [False])[0]),
