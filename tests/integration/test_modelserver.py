@@ -27,11 +27,12 @@ def image(shape=(1, 3, 224, 224), dtype="UINT8"):
     return inp
 
 
-def metric(http_url: str, name: str, model: str) -> float:
+def metric(http_url: str, name: str, model: str, reason: str = "") -> float:
     import urllib.request
 
     text = urllib.request.urlopen(f"{http_url}/metrics", timeout=2).read().decode()
-    m = re.search(rf'^{name}{{model="{model}",version="1"}} (\S+)$', text, re.M)
+    label = f',reason="{reason}"' if reason else ""
+    m = re.search(rf'^{name}{{model="{model}"{label},version="1"}} (\S+)$', text, re.M)
     assert m, f"{name} for {model} missing from /metrics"
     return float(m.group(1))
 
@@ -93,8 +94,14 @@ def test_protocol_with_tritonclient(modelserver_factory):
         assert got.tokens["s1"] == 50
         assert got.messages["s1"] == 14
         assert "unknown model" in str(got.errors.get(timeout=1))
-        assert metric(ms.http_url, "nv_inference_request_failure", "cv") == 2
+        # Refused before scheduling (bad shape, datatype): not counted, as in Triton; the good
+        # requests are, in /metrics and ModelStatistics alike.
+        assert metric(ms.http_url, "nv_inference_request_failure", "cv", "OTHER") == 0
+        assert metric(ms.http_url, "nv_inference_request_success", "cv") == 1
         assert metric(ms.http_url, "nv_inference_request_success", "llm") == 2
+        stats = {s.name: s.inference_stats for s in c.get_inference_statistics().model_stats}
+        assert (stats["cv"].success.count, stats["cv"].fail.count) == (1, 0)
+        assert stats["llm"].success.count == 2
     finally:
         c.close()
     assert ms.proc.poll() is None, "a bad request must never crash the server"

@@ -60,6 +60,7 @@ def synthetic_run(t0=1.7e9, n=4000, seed=3):
             "phase": phase,
             "worker": "w0",
             "request_id": "",
+            "error": "",
         }
     )[SAMPLE_COLUMNS]
     tt = np.arange(0.0, 100.0)

@@ -124,7 +124,7 @@ def rows(specs):
         out.append({
             "intended": intended, "start": intended, "first_byte": intended + lat / 2,
             "end": intended + lat, "cls": cls, "model": "m", "status": status, "served_by": "",
-            "tokens": 1, "bytes": 1, "phase": "steady", "worker": "w", "request_id": "",
+            "tokens": 1, "bytes": 1, "phase": "steady", "worker": "w", "request_id": "", "error": "",
         })  # fmt: skip
     return pd.DataFrame(out)[SAMPLE_COLUMNS]
 

@@ -19,7 +19,7 @@ def call(intended, end, status="OK", served_by=OTHER, cls="llm-short"):
     return {
         "intended": intended, "start": intended, "first_byte": intended + 0.01, "end": end,
         "cls": cls, "model": "llm", "status": status, "served_by": served_by, "tokens": 50,
-        "bytes": 100, "phase": "steady", "worker": "w0", "request_id": "",
+        "bytes": 100, "phase": "steady", "worker": "w0", "request_id": "", "error": "",
     }  # fmt: skip
 
 

@@ -11,7 +11,7 @@ import selectors
 
 import pytest
 
-from loadgate.modelserver.engine import Accelerator
+from loadgate.modelserver.engine import Accelerator, Timing
 from loadgate.modelserver.latency import LatencyModel
 from loadgate.modelserver.readiness import Readiness
 
@@ -108,7 +108,9 @@ def test_cv_dynamic_batches_of_8_fifo():
     done_at: dict[int, float] = {}
 
     async def one(i):
-        await acc.classify(1)
+        t = Timing(acc.now())
+        await acc.classify(1, t)
+        acc.finish("cv", t, 1)
         done_at[i] = acc.now()
 
     async def main():
@@ -120,6 +122,7 @@ def test_cv_dynamic_batches_of_8_fifo():
     assert {round(done_at[i], 9) for i in range(1, 9)} == {round(b1 + b8, 9)}
     assert {round(done_at[i], 9) for i in range(9, 17)} == {round(b1 + 2 * b8, 9)}
     assert acc.stats["cv"].exec_count == 3 and acc.stats["cv"].count == 17
+    assert {size: n for size, (n, _) in acc.stats["cv"].batches.items()} == {1: 1, 8: 2}
 
 
 def test_cancelled_requests_leave_the_queue_and_free_their_slot():
@@ -162,3 +165,42 @@ def test_cancel_racing_with_admission_keeps_slot_count_exact():
     out = run(main)
     assert sum(n for _, n in out) == 3
     assert acc.llm.running == 0 and acc.queue_depth() == 0
+
+
+def test_requests_are_counted_as_triton_counts_them():
+    """Done: a success with queue + compute == request (one clock, exact here). Cancelled in the
+    queue: a failure with reason CANCELED and no inference. Cancelled while decoding: a success
+    timed until the cancellation. Every request's figures are taken when it ends."""
+    acc = accelerator(slots=1)
+    s = acc.stats["llm"]
+
+    async def one(tokens: int) -> None:
+        t = Timing(acc.now())
+        try:
+            async for _ in acc.generate(0, tokens, timing=t):
+                pass
+        finally:
+            acc.finish("llm", t, 1)
+
+    async def main():
+        long = asyncio.ensure_future(one(1000))
+        done = asyncio.ensure_future(one(10))  # waits for the slot
+        queued = asyncio.ensure_future(one(10))
+        await asyncio.sleep(0.5)
+        queued.cancel()
+        await asyncio.sleep(0)
+        assert s.failure["CANCELED"] == 1 and s.count == 0 and s.request_ns == 0
+        long.cancel()  # mid-generation, at 0.5 s
+        await done
+        return acc.now()
+
+    end = run(main)
+    assert (s.request_success, s.request_failure, s.count, s.exec_count) == (2, 1, 2, 2)
+    assert s.failure_ns == 500_000_000  # the cancelled one waited 0.5 s
+    short = LAT.prefill(0) + LAT.decode(9)
+    assert end == pytest.approx(0.5 + short)
+    # the long one: 0.5 s of compute; the short one: 0.5 s queued, then its own compute
+    assert s.compute_infer_ns == pytest.approx((0.5 + short) * 1e9, abs=10)
+    assert s.queue_ns == pytest.approx(0.5e9, abs=10)
+    assert s.request_ns == pytest.approx(s.queue_ns + s.compute_infer_ns, abs=10)
+    assert s.batches == {1: [2, s.compute_infer_ns]}

@@ -14,6 +14,7 @@ from loadgate.modelserver.__main__ import run
 from loadgate.modelserver.config import parse_config
 from loadgate.modelserver.http_server import respond, routes
 from loadgate.modelserver.metrics import ModelStats, render
+from loadgate.modelserver.poses import LlmRequest, Pose
 from loadgate.modelserver.process import modelserver_cmd
 
 
@@ -92,19 +93,20 @@ def test_unknown_model_and_version_are_not_found():
         assert err.value.code == "NOT_FOUND"
 
 
-def test_llm_parameters():
+def test_loadgate_pose_reads_request_parameters():
+    pose = Pose("loadgate", 8)
     r = pb.ModelInferRequest(model_name="llm")
-    assert models.parse_llm(r, 50, 128) == models.LlmRequest(128, 50)
+    assert pose.parse(r, 50, 128) == LlmRequest(128, 50)
     r.parameters["max_tokens"].int64_param = 7
     r.parameters["prompt_tokens"].string_param = "300"
-    assert models.parse_llm(r, 50, 128) == models.LlmRequest(300, 7)
+    assert pose.parse(r, 50, 128) == LlmRequest(300, 7)
     for bad in [0, 10**12]:
         r.parameters["max_tokens"].int64_param = bad
         with pytest.raises(models.RequestError):
-            models.parse_llm(r, 50, 128)
+            pose.parse(r, 50, 128)
     bad = _req(model="llm", name="text_input", dtype="FP32", shape=(1,))
     with pytest.raises(models.RequestError, match="BYTES"):
-        models.parse_llm(bad, 50, 128)
+        pose.parse(bad, 50, 128)
 
 
 def test_http_routes_and_readiness():
@@ -120,9 +122,14 @@ def test_http_routes_and_readiness():
 
 
 def test_metrics_render_triton_names_and_labels():
-    text = render({"llm": ModelStats(pending_request_count=51, queue_duration_us=1234567.0)})
+    stats = ModelStats(pending_request_count=51, queue_ns=1_234_567_000)
+    stats.fail("CANCELED", 10)
+    text = render({"llm": stats})
     assert 'nv_inference_pending_request_count{model="llm",version="1"} 51\n' in text
     assert 'nv_inference_queue_duration_us{model="llm",version="1"} 1234567\n' in text
+    # Triton's failure counter carries a reason label (REJECTED, CANCELED, BACKEND, OTHER)
+    assert 'nv_inference_request_failure{model="llm",reason="CANCELED",version="1"} 1\n' in text
+    assert 'nv_inference_request_failure{model="llm",reason="BACKEND",version="1"} 0\n' in text
     assert "# TYPE loadgate_inference_executing_count gauge" in text
     for name in ["success", "failure"]:
         assert f"# TYPE nv_inference_request_{name} counter" in text

@@ -32,6 +32,7 @@ def small_run(t0=1.7e9, n=400):
             "phase": np.where(intended < t0 + 10, "steady", "flood"),
             "worker": "w0",
             "request_id": "",
+            "error": "",
         }
     )[SAMPLE_COLUMNS]
     tl = pd.DataFrame(

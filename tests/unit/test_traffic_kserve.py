@@ -2,7 +2,6 @@
 
 import grpc
 import pytest
-from tritonclient.grpc import service_pb2 as pb
 
 from loadgate.errors import UserError
 from loadgate.traffic import kserve
@@ -24,13 +23,6 @@ def test_cv_request_is_one_image(dtype, size):
     req = kserve.build_request(TrafficClass(name="c", model="cv", kind="cv", image_dtype=dtype))
     assert list(req.inputs[0].shape) == [1, 3, 224, 224] and req.inputs[0].datatype == dtype
     assert len(req.raw_input_contents[0]) == size
-
-
-def test_response_figures_prefer_the_tokens_parameter():
-    r = pb.ModelInferResponse(raw_output_contents=[b"abcd"])
-    assert kserve.response_figures(r) == (1, 4)
-    r.parameters["tokens"].int64_param = 4
-    assert kserve.response_figures(r) == (4, 4)
 
 
 def test_served_by_header_with_fallback():
@@ -59,6 +51,18 @@ def test_status_names():
     assert kserve.status_name(E()) == "DEADLINE_EXCEEDED"
     assert kserve.status_name(grpc.FutureCancelledError()) == "CANCELLED"
     assert kserve.status_name(ValueError()) == "UNKNOWN"
+
+
+def test_error_text_is_the_details_on_one_capped_line():
+    class E(grpc.RpcError):
+        def details(self):
+            return "upstream connect error or disconnect/reset before headers.\n reset " + "x" * 300
+
+    text = kserve.error_text(E())
+    assert text.startswith("upstream connect error or disconnect/reset before headers. reset x")
+    assert len(text) == kserve.ERROR_CHARS and text.endswith("...") and "\n" not in text
+    assert kserve.error_text(grpc.FutureCancelledError()) == ""
+    assert kserve.short_error("  bad\tinput  ") == "bad input" and kserve.short_error(None) == ""
 
 
 def test_tls_needs_cert_and_key_together():

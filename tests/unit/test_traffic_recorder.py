@@ -80,3 +80,17 @@ def test_token_gap_sidecar_lines_up_with_the_samples(tmp_path):
     assert list(samples["cls"]) == list(gaps["cls"]) == ["cv", "llm"]
     assert math.isnan(gaps["itl_p50"][0]) and gaps["itl_max"][1] == 0.05
     assert "itl_p50" not in samples.columns  # the contract stays exact
+
+
+def test_error_text_travels_with_its_row(tmp_path):
+    col = Collector(tmp_path)
+    buf = RowBuffer("w")
+    buf.add(1.0, 1.0, math.nan, 1.1, "llm", "llm", "UNKNOWN", "", 0, 0, "s", error="bad input")
+    buf.add(2.0, 2.0, 2.1, 3.0, "llm", "llm", "OK", "p", 50, 10, "s")
+    cols = buf.take()
+    col.add(cols)
+    old = {k: v for k, v in cols.items() if k != "error"}  # a sender without the column
+    col.add(old)
+    df = read_samples(col.finish())
+    assert sorted(df["error"]) == ["", "", "", "bad input"]
+    assert df.loc[df["status"] == "UNKNOWN", "error"].tolist() == ["bad input", ""]

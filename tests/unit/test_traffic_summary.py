@@ -86,3 +86,28 @@ def test_empty_run():
     s = summarize(frame(0), SC, gen())
     assert s["total"]["count"] == 0 and s["total"]["latency_p50_s"] is None
     assert not math.isnan(s["duration_s"])
+
+
+def test_distinct_error_messages_with_counts_most_frequent_first():
+    df = frame(10)
+    df["error"] = ""
+    df.loc[0:5, ["status", "error"]] = ["UNAVAILABLE", "upstream connect error ... overflow"]
+    df.loc[6:7, ["status", "error"]] = ["UNKNOWN", "parameter 'max_tokens' must be 1..100000"]
+    df.loc[8, ["status", "error"]] = ["UNAVAILABLE", "no healthy upstream"]
+    df.loc[9, "error"] = None  # a file written before the error column
+    s = summarize(df, SC, {})
+    assert s["total"]["error_messages"] == [
+        {"status": "UNAVAILABLE", "message": "upstream connect error ... overflow", "count": 6},
+        {"status": "UNKNOWN", "message": "parameter 'max_tokens' must be 1..100000", "count": 2},
+        {"status": "UNAVAILABLE", "message": "no healthy upstream", "count": 1},
+    ]
+    assert s["classes"]["cv"]["error_messages"] == s["total"]["error_messages"]
+    table = format_table(s)
+    assert "errors by message:" in table
+    assert "        6  UNAVAILABLE       upstream connect error ... overflow" in table
+    # past the limit the rest are one entry
+    from loadgate.traffic.summary import error_messages
+
+    capped = error_messages(df, limit=1)
+    assert capped[-1] == {"status": "", "message": None, "count": 3}
+    assert "errors by message" not in format_table(summarize(frame(5), SC, {}))

@@ -167,5 +167,3 @@ def _stop_floods() -> None:
         f.stop()
     for f in list(session.current().floods.values()):
         f.wait(timeout=10)
-
-

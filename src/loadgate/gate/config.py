@@ -37,6 +37,8 @@ class TwinOverrides(StrictModel):
     max_requests: int | None = Field(None, ge=0)  # 0 = no in-flight limit
     health_check_interval: float | None = Field(None, gt=0)  # Envoy's, real seconds
     num_retries: int | None = Field(None, ge=0)
+    # the pods pose as this Triton backend, and every gate's LLM classes use its profile
+    llm_profile: Literal["loadgate", "vllm", "tensorrtllm"] | None = None
     no_autoscaler: bool = False
     ready_max_queue: int | None = Field(None, ge=0)  # 0 = readiness rule off
     restart_delay: float | None = Field(None, ge=0)

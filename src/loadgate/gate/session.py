@@ -80,6 +80,9 @@ class GateSession:
         if gate not in self.cfg.gates:
             raise UserError(f"{self.cfg_source}: no gate {gate!r} under 'gates:'")
         spec, scenario = self.cfg.gates[gate], self.scenarios[gate]
+        profile = self.cfg.stack.twin.llm_profile
+        if profile is not None and self.cfg.stack.kind == "twin":
+            scenario = scenario.with_llm_profile(profile)  # the pods pose as that backend
         stack = self.ensure_stack()
         self.settle_s[gate] = stack.settle()
         out = self.run_dir / "gates" / gate

@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from loadgate.config import StrictModel, load_yaml_model
 from loadgate.errors import UserError
+from loadgate.llm_signatures import Profile
 from loadgate.modelserver.latency import LatencyModel
 
 _D = LatencyModel()
@@ -35,6 +36,7 @@ class ServerConfig(StrictModel):
     cv_per_image_ms: float = Field(_D.cv_per_image_s * 1e3, ge=0)
     default_max_tokens: int = Field(50, ge=1)
     default_prompt_tokens: int = Field(128, ge=0)
+    llm_profile: Profile = "loadgate"  # the backend whose signature the llm model has
 
     @model_validator(mode="after")
     def _resume_below_max(self) -> ServerConfig:
@@ -74,6 +76,7 @@ _HELP = {
     "cv_per_image_ms": "simulated CV cost per image in the batch",
     "default_max_tokens": "tokens generated when a request omits max_tokens",
     "default_prompt_tokens": "prompt length assumed when a request omits prompt_tokens",
+    "llm_profile": "the llm model poses as this backend: loadgate, vllm or tensorrtllm",
 }
 
 

@@ -2,12 +2,14 @@
 
 Requests wait on futures; a finished sequence or batch admits the next from the FIFO queue. Every
 change of queue depth re-evaluates readiness, so the readiness rule reacts per request, not per
-scrape.
+scrape. A request's `Timing` records when it queued, started and stopped executing; `finish`
+counts it once it has ended (see `metrics` for how Triton counts).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from loadgate.modelserver.batching import BatchQueue, SlotQueue
@@ -18,12 +20,28 @@ from loadgate.modelserver.readiness import Readiness
 LLM, CV = "llm", "cv"
 
 
-class _Waiter:
-    __slots__ = ("fut", "queued")
+class Timing:
+    """One request's moments on the loop clock (None: not reached)."""
 
-    def __init__(self, fut: asyncio.Future, queued: float) -> None:
+    __slots__ = ("arrival", "queued", "exec_start", "exec_end")
+
+    def __init__(self, arrival: float) -> None:
+        self.arrival = arrival
+        self.queued: float | None = None
+        self.exec_start: float | None = None
+        self.exec_end: float | None = None
+
+
+def _ns(seconds: float) -> int:
+    return max(int(seconds * 1e9), 0)
+
+
+class _Waiter:
+    __slots__ = ("fut", "timing")
+
+    def __init__(self, fut: asyncio.Future, timing: Timing) -> None:
         self.fut = fut
-        self.queued = queued
+        self.timing = timing
 
 
 class Accelerator:
@@ -52,21 +70,35 @@ class Accelerator:
         self.stats[CV].pending_request_count = len(self.cv.waiting)
         self.readiness.observe(self.queue_depth())
 
-    def record(self, model: str, ok: bool, started: float) -> None:
+    def finish(self, model: str, t: Timing, items: int) -> None:
+        """A request that reached the device ended (done or cancelled): a failure with reason
+        CANCELED if it never executed, else a success timed until now."""
         s = self.stats[model]
-        if ok:
-            s.request_success += 1
+        end = self.now()
+        if t.exec_start is None:
+            s.fail("CANCELED", _ns(end - t.arrival))
         else:
-            s.request_failure += 1
-        s.request_duration_us += (self.now() - started) * 1e6
+            exec_end = end if t.exec_end is None else t.exec_end
+            s.success(
+                items,
+                _ns(end - t.arrival),
+                _ns(t.exec_start - (t.arrival if t.queued is None else t.queued)),
+                _ns(exec_end - t.exec_start),
+            )
+        s.last_inference_ms = int(time.time() * 1000)
 
     # -- LLM: continuous batching --------------------------------------------------------------
     async def generate(
-        self, prompt_tokens: int, max_tokens: int, chunk: int | None = None
+        self,
+        prompt_tokens: int,
+        max_tokens: int,
+        chunk: int | None = None,
+        timing: Timing | None = None,
     ) -> AsyncIterator[int]:
         """Yields token counts per message, each as soon as its last token exists."""
         s = self.stats[LLM]
-        queued = self.now()
+        t = timing or Timing(self.now())
+        t.queued = self.now()
         admit = asyncio.get_running_loop().create_future()
         if not self.llm.submit(admit):
             self._sync()
@@ -79,10 +111,7 @@ class Accelerator:
                     self._release_llm()
                 self._sync()
                 raise
-        start = self.now()
-        s.queue_duration_us += (start - queued) * 1e6
-        s.exec_count += 1
-        s.count += 1
+        start = t.exec_start = self.now()
         self._sync()
         try:
             for offset, n in stream_plan(
@@ -92,7 +121,8 @@ class Accelerator:
                 await asyncio.sleep(delay if delay > 0 else 0)
                 yield n
         finally:
-            s.compute_infer_duration_us += (self.now() - start) * 1e6
+            t.exec_end = self.now()
+            s.executed(1, _ns(t.exec_end - start))  # a sequence: batch size 1, as TRT-LLM reports
             self._release_llm()
             self._sync()
 
@@ -104,10 +134,11 @@ class Accelerator:
             nxt.set_result(None)
 
     # -- CV: dynamic batching ------------------------------------------------------------------
-    async def classify(self, images: int) -> None:
+    async def classify(self, images: int, timing: Timing | None = None) -> None:
         """Returns when the batch holding this request has been computed."""
-        s = self.stats[CV]
-        done = _Waiter(asyncio.get_running_loop().create_future(), self.now())
+        t = timing or Timing(self.now())
+        t.queued = self.now()
+        done = _Waiter(asyncio.get_running_loop().create_future(), t)
         batch = self.cv.submit(done, images)
         if batch:
             self._run_batch(batch)
@@ -118,14 +149,12 @@ class Accelerator:
             self.cv.withdraw(done)
             self._sync()
             raise
-        s.count += images
 
     def _run_batch(self, batch: list) -> None:
         s = self.stats[CV]
         now = self.now()
         for w, _ in batch:
-            s.queue_duration_us += (now - w.queued) * 1e6
-        s.exec_count += 1
+            w.timing.exec_start = now
         s.executing_count = len(batch)
         images = sum(n for _, n in batch)
         asyncio.get_running_loop().call_later(
@@ -134,9 +163,11 @@ class Accelerator:
 
     def _batch_done(self, batch: list, started: float) -> None:
         s = self.stats[CV]
-        s.compute_infer_duration_us += (self.now() - started) * 1e6
+        now = self.now()
+        s.executed(sum(n for _, n in batch), _ns(now - started))
         s.executing_count = 0
         for w, _ in batch:
+            w.timing.exec_end = now
             if not w.fut.done():
                 w.fut.set_result(None)
         nxt = self.cv.finish()

@@ -18,14 +18,17 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from loadgate import __version__
 from loadgate.modelserver import models
 from loadgate.modelserver.config import ServerConfig
-from loadgate.modelserver.engine import Accelerator
+from loadgate.modelserver.engine import Accelerator, Timing
 from loadgate.modelserver.models import CV, LLM, RequestError
+from loadgate.modelserver.poses import LlmRequest, Pose
+from loadgate.modelserver.statistics import model_statistics
 
 _SERVICE = "inference.GRPCInferenceService"
 _DONE = object()  # one stream request finished
 _EOF = object()  # the client closed its side of the stream
 TRITON_GRPC_ERROR = "triton_grpc_error"  # stream header: errors as gRPC status, stream closed
 HALF_CLOSE_WAIT_S = 0.05
+DECOUPLED_UNARY = "ModelInfer RPC doesn't support models with decoupled transaction policy"
 
 
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
@@ -34,6 +37,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self.acc = acc
         self.md = (("x-pod-name", cfg.pod_name),)
         self.streams: set[asyncio.Queue] = set()
+        self.pose = Pose(cfg.llm_profile, cfg.max_batch_size)
 
     def drain(self) -> None:
         """SIGTERM: each open stream ends (status OK) once its requests are answered, instead of
@@ -57,7 +61,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(self, request, context):
         await context.send_initial_metadata(self.md)
         return pb.ServerMetadataResponse(
-            name="loadgate-modelserver", version=__version__, extensions=["loadgate_simulated"]
+            name="loadgate-modelserver",
+            version=__version__,
+            extensions=["model_configuration", "statistics", "parameters", "loadgate_simulated"],
         )
 
     async def _known_model(self, request, context) -> None:
@@ -70,40 +76,58 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     async def ModelMetadata(self, request, context):
         await self._known_model(request, context)
-        return models.metadata(request.name, self.cfg.max_batch_size)
+        return self.pose.metadata() if request.name == LLM else models.cv_metadata()
 
     async def ModelConfig(self, request, context):
         await self._known_model(request, context)
-        return models.config(request.name, self.cfg.max_batch_size)
+        cfg = (
+            self.pose.config() if request.name == LLM else models.cv_config(self.cfg.max_batch_size)
+        )
+        return pb.ModelConfigResponse(config=cfg)
+
+    async def ModelStatistics(self, request, context):
+        """Triton's per-model counters and durations, from the same numbers as /metrics."""
+        if request.name:
+            await self._known_model(request, context)
+        else:
+            await context.send_initial_metadata(self.md)
+        names = [request.name] if request.name else [LLM, CV]
+        stats = [model_statistics(n, models.VERSION, self.acc.stats[n]) for n in names]
+        return pb.ModelStatisticsResponse(model_stats=stats)
 
     async def ModelInfer(self, request, context):
         await context.send_initial_metadata(self.md)
-        started = self.acc.now()
+        t = Timing(self.acc.now())
         try:
             models.check_model(request.model_name, request.model_version)
             if request.model_name == CV:
-                images = models.parse_cv(request, self.cfg.max_batch_size)
-                await self.acc.classify(images)
-                self.acc.record(CV, True, started)
-                return models.cv_response(request.id, images)
+                return await self._classify(request, t)
+            if not self.pose.unary_ok:
+                raise RequestError("UNIMPLEMENTED", DECOUPLED_UNARY)
             llm = self._parse_llm(request)
             tokens = 0
-            async with contextlib.aclosing(
-                self.acc.generate(llm.prompt_tokens, llm.max_tokens, chunk=llm.max_tokens)
-            ) as gen:
-                async for n in gen:
-                    tokens += n
-            self.acc.record(LLM, True, started)
-            return models.llm_response(request.id, tokens, final=True)
-        except RequestError as e:
-            if request.model_name in (LLM, CV):
-                self.acc.record(request.model_name, False, started)
+            try:
+                async with contextlib.aclosing(
+                    self.acc.generate(llm.prompt_tokens, llm.max_tokens, llm.max_tokens, t)
+                ) as gen:
+                    async for n in gen:
+                        tokens += n
+            finally:
+                self.acc.finish(LLM, t, 1)
+            return self.pose.response(request.id, llm, tokens, final=True, first=True)
+        except RequestError as e:  # refused before scheduling: not counted, as in Triton
             await context.abort(getattr(grpc.StatusCode, e.code), str(e))
 
-    def _parse_llm(self, request: pb.ModelInferRequest) -> models.LlmRequest:
-        return models.parse_llm(
-            request, self.cfg.default_max_tokens, self.cfg.default_prompt_tokens
-        )
+    async def _classify(self, req: pb.ModelInferRequest, t: Timing) -> pb.ModelInferResponse:
+        images = models.parse_cv(req, self.cfg.max_batch_size)
+        try:
+            await self.acc.classify(images, t)
+        finally:
+            self.acc.finish(CV, t, images)  # done or cancelled: counted once it ended
+        return models.cv_response(req.id, images)
+
+    def _parse_llm(self, request: pb.ModelInferRequest) -> LlmRequest:
+        return self.pose.parse(request, self.cfg.default_max_tokens, self.cfg.default_prompt_tokens)
 
     async def ModelStreamInfer(self, request_iterator, context):
         """Requests on one stream run concurrently; their responses interleave, as in Triton.
@@ -159,40 +183,47 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     async def _stream_one(
         self, req: pb.ModelInferRequest, out: asyncio.Queue, grpc_errors: bool
     ) -> None:
-        started = self.acc.now()
+        t = Timing(self.acc.now())
         try:
             models.check_model(req.model_name, req.model_version)
             if req.model_name != LLM:
                 # Not decoupled: one response, as Triton streams a non-decoupled model.
-                images = models.parse_cv(req, self.cfg.max_batch_size)
-                await self.acc.classify(images)
-                out.put_nowait(
-                    pb.ModelStreamInferResponse(infer_response=models.cv_response(req.id, images))
-                )
-                self.acc.record(CV, True, started)
+                resp = await self._classify(req, t)
+                out.put_nowait(pb.ModelStreamInferResponse(infer_response=resp))
                 return
             llm = self._parse_llm(req)
-            sent = 0
-            # A request's messages differ only by (tokens, final): build each kind once.
-            built: dict[tuple[int, bool], pb.ModelStreamInferResponse] = {}
-            async with contextlib.aclosing(
-                self.acc.generate(llm.prompt_tokens, llm.max_tokens)
-            ) as gen:
-                async for n in gen:
-                    sent += n
-                    key = (n, sent >= llm.max_tokens)
-                    msg = built.get(key)
-                    if msg is None:
-                        resp = models.llm_response(req.id, *key)
-                        msg = built[key] = pb.ModelStreamInferResponse(infer_response=resp)
-                    out.put_nowait(msg)
-            self.acc.record(LLM, True, started)
-        except RequestError as e:
-            if req.model_name in (LLM, CV):
-                self.acc.record(req.model_name, False, started)
+            try:
+                await self._generate(req.id, llm, out, t)
+            finally:
+                self.acc.finish(LLM, t, 1)
+        except RequestError as e:  # refused before scheduling: not counted, as in Triton
             out.put_nowait(e if grpc_errors else pb.ModelStreamInferResponse(error_message=str(e)))
         finally:
             out.put_nowait(_DONE)
+
+    async def _generate(self, req_id: str, llm: LlmRequest, out: asyncio.Queue, t: Timing) -> None:
+        """Stream the responses of one LLM request; one response at the end when it asked for
+        no streaming (`stream` false)."""
+        sent = 0
+        # A request's messages differ only by (tokens, final, first): build each kind once.
+        built: dict[tuple[int, bool, bool], pb.ModelStreamInferResponse] = {}
+        chunk = None if llm.stream else llm.max_tokens
+        async with contextlib.aclosing(
+            self.acc.generate(llm.prompt_tokens, llm.max_tokens, chunk, t)
+        ) as gen:
+            async for n in gen:
+                sent += n
+                if not llm.stream:  # everything in one response once generation is done
+                    if sent >= llm.max_tokens:
+                        resp = self.pose.response(req_id, llm, sent, final=True, first=True)
+                        out.put_nowait(pb.ModelStreamInferResponse(infer_response=resp))
+                    continue
+                key = (n, sent >= llm.max_tokens, sent == n)
+                msg = built.get(key)
+                if msg is None:
+                    resp = self.pose.response(req_id, llm, *key)
+                    msg = built[key] = pb.ModelStreamInferResponse(infer_response=resp)
+                out.put_nowait(msg)
 
 
 async def _unimplemented(self, request, context):

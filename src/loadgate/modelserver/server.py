@@ -55,9 +55,9 @@ async def serve(cfg: ServerConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     log.info(
-        "serving pod=%s grpc=%s:%d http=%s:%d models=llm,cv time_scale=%g max_batch_size=%d "
-        "ready_max_queue=%d",
-        cfg.pod_name, cfg.host, grpc_port, cfg.host, http_port, cfg.time_scale,
+        "serving pod=%s grpc=%s:%d http=%s:%d models=llm,cv llm_profile=%s time_scale=%g "
+        "max_batch_size=%d ready_max_queue=%d",
+        cfg.pod_name, cfg.host, grpc_port, cfg.host, http_port, cfg.llm_profile, cfg.time_scale,
         cfg.max_batch_size, cfg.ready_max_queue,
     )  # fmt: skip
     await stopping.wait()

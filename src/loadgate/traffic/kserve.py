@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 from collections.abc import Mapping
 
 import grpc
 from tritonclient.grpc import service_pb2 as pb
 
 from loadgate.errors import UserError
+from loadgate.traffic.profiles import build_llm_request
 from loadgate.traffic.scenario import Client, TrafficClass
 
 IMAGE_SHAPE = (1, 3, 224, 224)
 _DTYPE_SIZE = {"UINT8": 1, "FP32": 4}
-_PROMPT = b"Summarize the load test results in one paragraph."
+ERROR_CHARS = 160  # an error text on a sample row is cut to this
 # One gRPC message may carry a 2000-token stream or an FP32 image; lift grpc's 4 MB default.
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -30,29 +30,13 @@ CHANNEL_OPTIONS = [
 
 
 def build_request(cls: TrafficClass) -> pb.ModelInferRequest:
+    if cls.kind != "cv":
+        return build_llm_request(cls)
     req = pb.ModelInferRequest(model_name=cls.model)
-    if cls.kind == "cv":
-        size = math.prod(IMAGE_SHAPE) * _DTYPE_SIZE[cls.image_dtype]
-        req.inputs.add(name="image", datatype=cls.image_dtype, shape=list(IMAGE_SHAPE))
-        req.raw_input_contents.append(bytes(size))
-        return req
-    req.inputs.add(name="text_input", datatype="BYTES", shape=[1])
-    req.raw_input_contents.append(struct.pack("<I", len(_PROMPT)) + _PROMPT)
-    req.parameters["max_tokens"].int64_param = cls.max_tokens
-    req.parameters["prompt_tokens"].int64_param = cls.prompt_tokens
+    size = math.prod(IMAGE_SHAPE) * _DTYPE_SIZE[cls.image_dtype]
+    req.inputs.add(name="image", datatype=cls.image_dtype, shape=list(IMAGE_SHAPE))
+    req.raw_input_contents.append(bytes(size))
     return req
-
-
-def response_figures(resp: pb.ModelInferResponse) -> tuple[int, int]:
-    """(tokens, payload bytes) of one response message.
-
-    Tokens: the `tokens` parameter when the server sends one (loadgate-modelserver does), else
-    one per message (Triton's decoupled LLM backends send one token per response).
-    """
-    nbytes = sum(len(b) for b in resp.raw_output_contents)
-    if "tokens" in resp.parameters:
-        return int(resp.parameters["tokens"].int64_param), nbytes
-    return 1, nbytes
 
 
 def served_by(metadata: Mapping[str, str] | None, header: str, fallback: str) -> str:
@@ -100,6 +84,25 @@ def open_channel(target: str, client: Client) -> grpc.Channel:
     if tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
     return grpc.secure_channel(target, creds, options=options)
+
+
+def short_error(text: str | None) -> str:
+    """An error's words for a sample row: one line, at most ERROR_CHARS characters."""
+    if not text:
+        return ""
+    line = " ".join(text.split())
+    return line if len(line) <= ERROR_CHARS else line[: ERROR_CHARS - 3] + "..."
+
+
+def error_text(err: BaseException) -> str:
+    """The gRPC status details of a failed call ("" when it has none)."""
+    details = getattr(err, "details", None)
+    if callable(details):
+        try:
+            return short_error(details())
+        except Exception:  # a call object that was never started has no details
+            return ""
+    return ""
 
 
 def status_name(err: BaseException) -> str:

@@ -63,6 +63,7 @@ class RowBuffer:
         request_id: str = "",
         itl_p50: float = math.nan,
         itl_max: float = math.nan,
+        error: str = "",
     ) -> None:
         self.rows.append(
             (
@@ -79,6 +80,7 @@ class RowBuffer:
                 phase,
                 self.worker,
                 request_id,
+                error,
                 itl_p50,
                 itl_max,
             )

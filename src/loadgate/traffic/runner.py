@@ -34,7 +34,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 from loadgate.errors import UserError
 from loadgate.procs import spawn, stop
 from loadgate.schema import read_samples
-from loadgate.traffic import kserve
+from loadgate.traffic import kserve, profiles
 from loadgate.traffic.live import read_recent
 from loadgate.traffic.recorder import (
     GENERATOR_FILE,
@@ -86,7 +86,8 @@ class RunResult:
 
 
 def check_target(target: str, scenario: Scenario, timeout: float = 5.0) -> None:
-    """UserError (one line) unless `target` answers gRPC; run before any load starts."""
+    """UserError (one line) unless `target` answers gRPC and each LLM class's profile fits its
+    model; run before any load starts."""
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"target {target!r}: expected HOST:PORT")
@@ -96,6 +97,7 @@ def check_target(target: str, scenario: Scenario, timeout: float = 5.0) -> None:
         stub = pb_grpc.GRPCInferenceServiceStub(channel)
         md = kserve.call_metadata(scenario.client)
         stub.ServerLive(pb.ServerLiveRequest(), timeout=timeout, metadata=md)
+        profiles.check_classes(stub, scenario, md, timeout)  # UserError: a profile does not fit
     except grpc.RpcError as e:
         if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             detail = (e.details() or "").splitlines()[0][:120]

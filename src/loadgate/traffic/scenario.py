@@ -13,6 +13,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from loadgate.config import StrictModel, load_yaml_model
+from loadgate.llm_signatures import TENSORRTLLM, TRTLLM_SAMPLING, Profile
 
 Kind = Literal["llm_stream", "llm_unary", "cv"]
 Arrival = Literal["closed", "constant", "poisson"]
@@ -28,6 +29,36 @@ class TrafficClass(StrictModel):
     prompt_tokens: int = Field(128, ge=0)  # LLM only
     deadline_s: float = Field(30.0, gt=0)  # per call, counted from the scheduled send
     image_dtype: Literal["UINT8", "FP32"] = "UINT8"  # CV only: 1x3x224x224 tensor
+    # LLM only: whose inputs the requests carry and how tokens are counted (traffic/profiles.py)
+    profile: Profile = "loadgate"
+    token_count: Literal["reported", "responses"] = "reported"
+    sampling: dict[str, bool | int | float | str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _profile_fits(self) -> TrafficClass:
+        if self.kind == "cv" and (self.profile != "loadgate" or self.sampling):
+            raise ValueError("profile and sampling apply to LLM classes only")
+        if self.profile == "loadgate" and self.sampling:
+            raise ValueError("sampling: profile loadgate sends no sampling settings")
+        if self.profile != "loadgate" and self.prompt_tokens < 1:
+            raise ValueError(f"profile {self.profile} needs prompt_tokens >= 1 (a prompt text)")
+        if self.token_count == "responses" and self.kind == "llm_unary":
+            raise ValueError("token_count responses counts streamed responses: not for llm_unary")
+        if self.profile == "tensorrtllm":
+            for key, value in self.sampling.items():
+                _check_trtllm_setting(key, value)
+        return self
+
+
+def _check_trtllm_setting(key: str, value: object) -> None:
+    if key not in TRTLLM_SAMPLING:
+        raise ValueError(
+            f"sampling.{key}: not a TensorRT-LLM input (one of {', '.join(TRTLLM_SAMPLING)})"
+        )
+    dtype = TENSORRTLLM.input(key).datatype
+    ok = isinstance(value, float | int) if dtype == "FP32" else isinstance(value, int)
+    if isinstance(value, bool) or not ok:
+        raise ValueError(f"sampling.{key}: the {dtype} input needs a number, got {value!r}")
 
 
 class Phase(StrictModel):
@@ -111,6 +142,15 @@ class Scenario(StrictModel):
     @property
     def max_deadline_s(self) -> float:
         return max(c.deadline_s for c in self.classes)
+
+    def with_llm_profile(self, profile: Profile) -> Scenario:
+        """The same scenario with every LLM class on `profile` (a twin whose pods pose as that
+        backend runs the gates' scenarios this way)."""
+        data = self.model_dump()
+        for c in data["classes"]:
+            if c["kind"] != "cv":
+                c["profile"] = profile
+        return Scenario.model_validate(data)  # validated again: the classes must fit it
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)

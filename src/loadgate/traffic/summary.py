@@ -15,6 +15,7 @@ import pandas as pd
 from loadgate.traffic.scenario import Scenario
 
 REJECTED = "UNAVAILABLE"  # what a proxy's circuit breaker answers (fail fast)
+ERROR_MESSAGES = 20  # distinct error messages listed per class; the rest are counted together
 
 
 def _q(s: pd.Series, q: float) -> float | None:
@@ -45,7 +46,25 @@ def class_figures(df: pd.DataFrame, duration_s: float) -> dict:
         # calls of each call's largest gap. Only when the token_gaps sidecar was joined in.
         "itl_p50_s": _q(ok["itl_p50"], 0.5) if "itl_p50" in ok else None,
         "itl_max_p99_s": _q(ok["itl_max"], 0.99) if "itl_max" in ok else None,
+        "error_messages": error_messages(df),
     }
+
+
+def error_messages(df: pd.DataFrame, limit: int = ERROR_MESSAGES) -> list[dict]:
+    """Distinct (status, error text) of the failed calls with their counts, most frequent first;
+    past `limit` the remaining messages are one entry with message None."""
+    if "error" not in df:
+        return []
+    failed = df[df["error"].fillna("") != ""]
+    counts = failed.groupby(["status", "error"], sort=False).size()
+    counts = counts.sort_values(ascending=False, kind="stable")
+    out = [
+        {"status": str(st), "message": str(msg), "count": int(n)}
+        for (st, msg), n in counts.iloc[:limit].items()
+    ]
+    if len(counts) > limit:
+        out.append({"status": "", "message": None, "count": int(counts.iloc[limit:].sum())})
+    return out
 
 
 def generator_health(
@@ -146,6 +165,12 @@ def format_table(summary: dict) -> str:
             f"{_ms(f['latency_p99_s']):>9}{_ms(f['ttft_p50_s']):>8}{_ms(f['ttft_p99_s']):>8}"
             f"{_ms(f.get('itl_p50_s')):>7}{f['rejected']:>10}{f['errors']:>8}"
         )
+    messages = summary["total"].get("error_messages") or []
+    if messages:
+        lines.append("errors by message:")
+        for m in messages:
+            text = m["message"] if m["message"] is not None else "(other messages)"
+            lines.append(f"{m['count']:>9}  {m['status']:<18}{text}")
     g = summary["generator"]
     target = "-" if g["target_rate"] is None else f"{g['target_rate']:.1f}/s"
     verdict = "valid" if g["valid"] else "INVALID: " + "; ".join(g["invalid_reasons"])

@@ -35,7 +35,7 @@ from tritonclient.grpc import service_pb2 as pb  # noqa: E402
 from tritonclient.grpc import service_pb2_grpc as pb_grpc  # noqa: E402
 
 from loadgate.observe.envoy_access import REQUEST_ID_HEADER  # noqa: E402
-from loadgate.traffic import kserve  # noqa: E402
+from loadgate.traffic import kserve, profiles  # noqa: E402
 from loadgate.traffic.recorder import RowBuffer  # noqa: E402
 from loadgate.traffic.scenario import Scenario, TrafficClass, load_scenario  # noqa: E402
 from loadgate.traffic.schedule import arrivals  # noqa: E402
@@ -59,6 +59,7 @@ class Proc:
         self.scenario = scenario
         self.driven = driven  # run by `loadgate run` (a controller walks the phases)
         self.requests = {c.name: kserve.build_request(c) for c in scenario.classes}
+        self.readers = {c.name: profiles.reader(c) for c in scenario.classes}
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.buffer = RowBuffer(self.worker)
         self.stub = None
@@ -128,6 +129,7 @@ class Attempt:
     tokens: int = 0
     nbytes: int = 0
     status: str = "OK"
+    error: str = ""  # the server's or gRPC's words when status is not OK (capped)
     gaps: list[float] = field(default_factory=list)
     call: object = None  # the grpc call, for its initial metadata (served_by) and cancelling
     request_id: str = ""  # sent as x-request-id: the proxy's access log names the call by it
@@ -160,14 +162,14 @@ def run_call(proc: Proc, cls: TrafficClass, intended: float | None, phase: str, 
             # gevent it delivered fast rejections seconds late while many slow calls were pending
             # (every UNAVAILABLE "took" 3-8 s, all arriving together when slow calls finished).
             _start_unary(proc, a)
-            _unary_figures(a, a.call.result())
+            _unary_figures(proc, a, a.call.result())
     except gevent.GreenletExit:
         a.status = "CANCELLED"  # Locust killed the user mid-call (web UI stop, quit)
         if a.call is not None:
             a.call.cancel()
         raise
     except Exception as e:  # grpc.RpcError (a Call: holds the initial metadata), cancelled future
-        a.status = kserve.status_name(e)
+        a.status, a.error = kserve.status_name(e), kserve.error_text(e)
         if a.call is None and hasattr(e, "initial_metadata"):
             a.call = e
     finally:
@@ -183,7 +185,7 @@ def send_unary(proc: Proc, cls: TrafficClass, intended: float, phase: str, env) 
     try:
         _start_unary(proc, a)
     except Exception as e:  # not even started (e.g. a closed channel)
-        a.status = kserve.status_name(e)
+        a.status, a.error = kserve.status_name(e), kserve.error_text(e)
         _unary_done(proc, a, env, None)
         return
     a.call.add_done_callback(lambda call: _unary_done(proc, a, env, call))
@@ -192,9 +194,9 @@ def send_unary(proc: Proc, cls: TrafficClass, intended: float, phase: str, env) 
 def _unary_done(proc: Proc, a: Attempt, env, call) -> None:
     try:
         if call is not None:
-            _unary_figures(a, call.result())
+            _unary_figures(proc, a, call.result())
     except Exception as e:  # the call itself is the RpcError; FutureCancelledError when cancelled
-        a.status = kserve.status_name(e)
+        a.status, a.error = kserve.status_name(e), kserve.error_text(e)
     finally:
         try:
             _record(proc, a, env)
@@ -213,9 +215,9 @@ def _start_unary(proc: Proc, a: Attempt) -> None:
     proc.inflight.add(a.call)
 
 
-def _unary_figures(a: Attempt, resp) -> None:
+def _unary_figures(proc: Proc, a: Attempt, resp) -> None:
     a.first = time.time()  # a unary response's first byte is its end
-    tokens, a.nbytes = kserve.response_figures(resp)
+    tokens, a.nbytes = proc.readers[a.cls.name].figures(resp)
     a.tokens = tokens if a.cls.kind == "llm_unary" else 0
 
 
@@ -223,6 +225,8 @@ def _stream(proc: Proc, a: Attempt) -> None:
     req = proc.requests[a.cls.name]
     a.call = proc.stream_infer(req, timeout=_timeout(a), metadata=_metadata(proc.stream_md, a))
     proc.inflight.add(a.call)
+    reader = proc.readers[a.cls.name]
+    figures, resp = reader.figures, None
     last = NAN
     for msg in a.call:
         now = time.time()
@@ -232,11 +236,15 @@ def _stream(proc: Proc, a: Attempt) -> None:
             a.gaps.append(now - last)
         last = now
         if msg.error_message:
-            a.status = "UNKNOWN"  # in-band error (server without triton_grpc_error): no code
+            # in-band error (server without triton_grpc_error): no code, but its words
+            a.status, a.error = "UNKNOWN", kserve.short_error(msg.error_message)
             continue
-        t, b = kserve.response_figures(msg.infer_response)
+        resp = msg.infer_response
+        t, b = figures(resp)
         a.tokens += t
         a.nbytes += b
+    if reader.needs_final and a.status == "OK" and (resp is None or not profiles.is_final(resp)):
+        a.status, a.error = "UNKNOWN", "stream ended before its final response"
 
 
 def _record(proc: Proc, a: Attempt, env) -> None:
@@ -269,7 +277,9 @@ def _record(proc: Proc, a: Attempt, env) -> None:
         a.request_id,
         itl_p50,
         itl_max,
+        a.error,
     )
+    failure = f"{a.status}: {a.error}" if a.error else a.status  # Locust groups by this text
     env.events.request.fire(
         request_type="grpc",
         name=cls.name,
@@ -277,7 +287,7 @@ def _record(proc: Proc, a: Attempt, env) -> None:
         response_length=a.nbytes,
         response=None,
         context={"status": a.status, "served_by": served},
-        exception=None if a.status == "OK" else GrpcStatus(a.status),
+        exception=None if a.status == "OK" else GrpcStatus(failure),
     )
 
 

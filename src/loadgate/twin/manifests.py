@@ -322,6 +322,7 @@ def apply_overrides(
     token_chunk: int | None = None,
     health_check_interval: float | None = None,
     num_retries: int | None = None,
+    llm_profile: str | None = None,
 ) -> TwinSpec:
     """The one override path shared by the CLI flags and tests. None leaves a value as the
     manifests say. Envoy's settings (lb, max_requests — 0 lifts the breaker —, the health-check
@@ -370,6 +371,9 @@ def apply_overrides(
         upd["token_chunk"] = token_chunk
     if no_autoscaler:
         upd["autoscaler"] = None
+    if llm_profile is not None:
+        # The pods pose as that Triton backend (as the Deployment's container args would say).
+        upd["modelserver_args"] = [*spec.modelserver_args, "--llm-profile", llm_profile]
     data = spec.model_dump()
     data.update({k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in upd.items()})
     return validate(TwinSpec, data, "overrides")
