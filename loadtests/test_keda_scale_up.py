@@ -1,5 +1,8 @@
 """Gate: KEDA scales the model Deployment up on in-flight requests — demand above the
-ScaledObject's target per pod brings ready capacity within a bound, never above maxReplicaCount."""
+ScaledObject's target per pod brings ready capacity within a bound, never above maxReplicaCount.
+
+Demand is the proxy's in-flight count from its own record of each call; capacity is the
+platform's ready replicas."""
 
 import pytest
 
@@ -12,14 +15,25 @@ def test_keda_scale_up(run_gate):
     run = run_gate()
     target = run.facts.autoscaler_target
     assert target is not None, "the manifests have no ScaledObject for the model Deployment"
-    frame = judge.replicas_frame(
-        run.samples, run.timeline, bucket=run.params.bucket_s, target=target
+
+    def scaling(samples):
+        frame = judge.replicas_frame(samples, run.timeline, target, bucket=run.params.bucket_s)
+        return judge.scaling(frame, max_replicas=run.facts.max_replicas)
+
+    stack, client = scaling(run.stack_samples), scaling(run.samples)
+    run.check(
+        "peak_demand",
+        f"target {target:g} in flight per pod",
+        stack=stack.peak_demand,
+        client=client.peak_demand,
     )
-    s = judge.scaling(frame, max_replicas=run.facts.max_replicas)
-    run.check("peak_demand", s.peak_demand, f"target {target:g} in flight per pod")
-    run.check("max_ready", s.max_ready)
-    run.check("time_to_capacity_s", s.time_to_capacity_s)
-    run.check("above_max", float(s.above_max), f"maxReplicaCount {run.facts.max_replicas}")
-    run.note("replica_seconds", s.replica_seconds)
-    run.note("time_to_first_scale_s", s.time_to_first_scale_s)
+    run.check("max_ready", stack=stack.max_ready)
+    run.check(
+        "time_to_capacity_s", stack=stack.time_to_capacity_s, client=client.time_to_capacity_s
+    )
+    run.check(
+        "above_max", f"maxReplicaCount {run.facts.max_replicas}", stack=float(stack.above_max)
+    )
+    run.note("replica_seconds", stack.replica_seconds)
+    run.note("time_to_first_scale_s", stack.time_to_first_scale_s)
     run.assert_passed()

@@ -59,26 +59,39 @@ def test_pod_kill(run_gate, gate_session):
     run = run_gate("pod_kill", during=kill_one_pod)
     kill = run.during_result
     assert kill, f"the pod was not killed: {run.during_error}"
-    r = podkill(
-        run.samples,
-        run.timeline,
-        kill_time=kill["time"],
-        victim=kill["pod"],
-        victim_address=kill["address"],
-        grace_s=run.facts.probe_s * 2,
-        window_s=params.window_s,
-        factor=params.factor,
-        hold=params.hold,
-    )
-    run.note("victim_inflight", r.victim_inflight)
-    run.note("failed_attributable", r.failed_attributable)
-    run.note("baseline_p99_ms", r.baseline_p99_ms)
+
+    def judged(samples):
+        return podkill(
+            samples,
+            run.timeline,
+            kill_time=kill["time"],
+            victim=kill["pod"],
+            victim_address=kill["address"],
+            grace_s=run.facts.probe_s * 2,
+            window_s=params.window_s,
+            factor=params.factor,
+            hold=params.hold,
+        )
+
+    stack, client = judged(run.stack_samples), judged(run.samples)
+    run.note("victim_inflight", stack.victim_inflight)
+    run.note("failed_attributable", stack.failed_attributable)
+    run.note("baseline_p99_ms", client.baseline_p99_ms)
     # the proxy's request counter vs the calls sent (kept, not judged: retries of calls cut by
     # the kill are counted by the proxy too)
     run.note("proxy_mismatch", accounting(run.samples, run.timeline).proxy_mismatch)
-    run.check("failed_elsewhere", r.failed_elsewhere)
-    run.check("accounted", 1.0 if r.accounted else 0.0)
-    run.check("replica_back_s", r.replica_back_s)
-    run.check("new_pod_calls", calls_on_new_pods(run.samples, run.pods, kill["time"]))
-    run.check("p99_recovery_s", r.p99_recovery_s, f"{params.window_s:g} s windows")
+    run.check("failed_elsewhere", stack=stack.failed_elsewhere, client=client.failed_elsewhere)
+    run.check("accounted", client=1.0 if client.accounted else 0.0)
+    run.check("replica_back_s", stack=stack.replica_back_s)
+    run.check(
+        "new_pod_calls",
+        stack=calls_on_new_pods(run.stack_samples, run.pods, kill["time"]),
+        client=calls_on_new_pods(run.samples, run.pods, kill["time"]),
+    )
+    run.check(
+        "p99_recovery_s",
+        f"{params.window_s:g} s windows",
+        stack=stack.p99_recovery_s,
+        client=client.p99_recovery_s,
+    )
     run.assert_passed()

@@ -3,7 +3,8 @@ sending it calls within one health-check interval — and returns after draining
 
 Through the proxy the breaker caps a pod at 50 in flight, so one pod is flooded DIRECTLY at its
 gRPC port (a bounded burst, as chaos' flood_queue does) while steady traffic flows through the
-proxy; the judge then checks where the proxy sent that traffic.
+proxy; the judge then checks where the proxy sent that traffic, from Envoy's own record of it,
+and how fast Envoy and the proxy reacted to the pod turning not ready.
 """
 
 import time
@@ -11,6 +12,7 @@ import time
 import pytest
 
 from loadgate import judge
+from loadgate.judge.readiness import reaction
 
 
 def flood_one_pod(spec):
@@ -41,25 +43,35 @@ def test_readiness_dropout(run_gate, gate_session):
     run = run_gate(during=flood_one_pod(params.flood))
     # the deployment's READY_MAX_QUEUE; None when the pods run without the rule (a broken twin)
     limit = run.facts.ready_max_queue
-    r = judge.readiness(
-        run.samples,
-        run.timeline,
-        probe_interval=params.probe_grace_s,
-        queue_limit=limit if limit is not None else float("inf"),
-        return_grace=params.return_grace_s,
-    )
+
+    def judged(samples):
+        return judge.readiness(
+            samples,
+            run.timeline,
+            probe_interval=params.probe_grace_s,
+            queue_limit=limit if limit is not None else float("inf"),
+            return_grace=params.return_grace_s,
+        )
+
+    stack, client = judged(run.stack_samples), judged(run.samples)
     flooded = (run.during_result or {}).get("pod")
-    run.check("drops", r.drops, f"{flooded} flooded")
+    run.check("drops", f"{flooded} flooded", stack=stack.drops)
     run.check(
         "overloads_not_dropped",
-        r.overloads_not_dropped if limit is not None else None,
-        f"limit {limit}, max queue {r.max_queue:g}" if limit else "the pods have no queue limit",
+        f"limit {limit}, max queue {stack.max_queue:g}" if limit else "the pods have no limit",
+        stack=stack.overloads_not_dropped if limit is not None else None,
     )
     run.check(
-        "calls_to_not_ready", r.calls_to_not_ready, f"after a {params.probe_grace_s:g} s grace"
+        "calls_to_not_ready",
+        f"after a {params.probe_grace_s:g} s grace",
+        stack=stack.calls_to_not_ready,
+        client=client.calls_to_not_ready,
     )
-    run.check("returned", r.returned)
-    run.note("max_queue", r.max_queue)
-    run.note("not_ready_s", r.not_ready_s)
-    run.note("calls_in_grace", r.calls_in_grace)
+    run.check("returned", stack=stack.returned)
+    react = reaction(run.stack_samples, run.timeline)
+    run.note("reaction.envoy_unhealthy_s", react.envoy_unhealthy_s)
+    run.note("reaction.last_call_s", react.last_call_s)
+    run.note("max_queue", stack.max_queue)
+    run.note("not_ready_s", stack.not_ready_s)
+    run.note("calls_in_grace", stack.calls_in_grace)
     run.assert_passed()

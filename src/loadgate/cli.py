@@ -2,7 +2,8 @@
 `loadgate --help` is fast and one area's import cost never taxes another's command.
 
 Exit codes: 0 success, 1 a gate failed / an experiment deviated, 2 a user error (one line
-`loadgate: error: ...`, never a traceback), 130 interrupted.
+`loadgate: error: ...`, never a traceback), 3 a measurement could not be trusted and nothing
+failed (retry it), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import click
 
 from loadgate import __version__
-from loadgate.errors import GateFailed, UserError
+from loadgate.errors import GateFailed, MeasurementInvalid, UserError
 
 # name -> (module, attribute, one-line help). A module that does not exist yet is reported as
 # "not available" instead of breaking the whole command.
@@ -84,6 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     except GateFailed as e:
         click.echo(f"loadgate: {e}", err=True)
         sys.exit(1)
+    except MeasurementInvalid as e:
+        click.echo(f"loadgate: {e}", err=True)
+        sys.exit(3)
     except KeyboardInterrupt:
         click.echo("loadgate: interrupted", err=True)
         sys.exit(130)

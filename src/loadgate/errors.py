@@ -11,3 +11,8 @@ class UserError(Exception):
 
 class GateFailed(Exception):
     """One or more gates failed (exit 1). Not a user error."""
+
+
+class MeasurementInvalid(Exception):
+    """A measurement could not be trusted and nothing failed (exit 3): retry, do not blame the
+    stack."""

@@ -125,7 +125,11 @@ GATES: tuple[GateDef, ...] = (
         proves="least-request balance: in-flight work stays level across pods",
         figures=(
             _f("buckets", ">=", "1 s buckets with enough load to judge"),
-            _f("imbalance_p95", "<=", "p95 over 1 s buckets of max/mean in-flight across pods"),
+            _f(
+                "busiest_pick_share",
+                "<=",
+                "share of calls sent to the pod with strictly the most in flight at that instant",
+            ),
             _f(
                 "queued_while_idle",
                 "<=",
@@ -135,7 +139,7 @@ GATES: tuple[GateDef, ...] = (
         ),
         params=BalanceParams,
         broken=("lb=round_robin",),
-        caught_by=frozenset({"imbalance_p95", "imbalance_mean"}),
+        caught_by=frozenset({"busiest_pick_share"}),
     ),
     GateDef(
         name="readiness",
@@ -164,7 +168,12 @@ GATES: tuple[GateDef, ...] = (
         figures=(
             _f("rejected_share", ">=", "share of flood calls answered UNAVAILABLE"),
             _f("reject_p99_ms", "<=", "time to a rejection", "ms"),
-            _f("deadline_exceeded", "<=", "flood calls that waited into their deadline"),
+            _f(
+                "deadline_exceeded",
+                "<=",
+                "flood calls that waited into their deadline",
+                source="client",
+            ),
             _f("accepted_p99_ms", "<=", "admitted calls' latency", "ms"),
             _f(
                 "admitted_inflight_peak",
@@ -184,7 +193,12 @@ GATES: tuple[GateDef, ...] = (
         proves="a killed pod costs only its own calls, is replaced and serves",
         figures=(
             _f("failed_elsewhere", "<=", "failed calls that were not in flight on the killed pod"),
-            _f("accounted", ">=", "every call ended in exactly one outcome (1 = yes)"),
+            _f(
+                "accounted",
+                ">=",
+                "every call ended in exactly one outcome (1 = yes)",
+                source="client",
+            ),
             _f("replica_back_s", "<=", "kill -> ready replicas back to the pre-kill count", "s"),
             _f("new_pod_calls", ">=", "OK calls served by the replacement pod"),
             _f(
@@ -192,7 +206,6 @@ GATES: tuple[GateDef, ...] = (
                 "<=",
                 "kill -> p99 of short calls back within max(2 x baseline, baseline + 50 ms)",
                 "s",
-                source="client",
             ),
         ),
         params=PodKillParams,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from loadgate.errors import GateFailed, UserError
+from loadgate.errors import GateFailed, MeasurementInvalid, UserError
 from loadgate.gate import catalogue
 
 
@@ -98,20 +98,26 @@ def gate(
     base = Path(report_dir) if report_dir else cfg.report_dir
     run_dir = (base if base.is_absolute() else Path(config_path).resolve().parent / base) / run_id
     click.echo("")
+    summary = None
     if (run_dir / "summary.json").exists():
         summary = read_summary(run_dir)
         click.echo(format_table(summary.gates))
         if not summary.valid:
-            click.echo(f"INVALID run: {summary.invalid_reason}")
+            click.echo(f"INVALID: {summary.invalid_reason}")
         click.echo(f"report: {run_dir / 'report.html'}")
     else:
         click.echo(f"no summary was written (pytest exit {rc}); see {run_dir}")
     for g in missing:
         click.echo(f"loadgate: gate not implemented yet: {g.test_file} ({g.proves})", err=True)
-    if rc != 0 or missing:
-        raise GateFailed(
-            f"gate FAILED: {len(missing)} gate(s) missing, pytest exit {rc}"
-            if missing
-            else f"gate FAILED (pytest exit {rc}); report: {run_dir / 'report.html'}"
+    if missing:
+        raise GateFailed(f"gate FAILED: {len(missing)} gate(s) missing")
+    report = run_dir / "report.html"
+    if summary is None or rc not in (0, 1, 3) or summary.status == "FAIL":
+        raise GateFailed(f"gate FAILED (pytest exit {rc}); report: {report}")
+    if summary.status == "INVALID":
+        raise MeasurementInvalid(
+            f"gate INVALID: a measurement could not be trusted; report: {report}"
         )
+    if rc != 0:
+        raise GateFailed(f"gate FAILED (pytest exit {rc}); report: {report}")
     click.echo("gate PASSED")

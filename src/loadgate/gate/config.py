@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError, model_validator
 from loadgate.config import StrictModel, describe_validation_error, read_yaml, validate
 from loadgate.errors import UserError
 from loadgate.gate import catalogue
+from loadgate.judge.trust import TrustLimits
 from loadgate.traffic.scenario import Scenario, TrafficClass, load_scenario
 
 
@@ -70,6 +71,8 @@ class GateConfig(StrictModel):
     classes: list[TrafficClass] = Field(default_factory=list)
     gates: dict[str, GateSpec] = Field(min_length=1)
     report_dir: Path = Path("reports")
+    # how far timing may drift before a figure is INVALID (loadgate.judge.trust)
+    trust: TrustLimits = Field(default_factory=TrustLimits)
     kubernetes: dict[str, Any] | None = None  # KubernetesPlatform.from_config; chaos reads it too
 
     @model_validator(mode="after")

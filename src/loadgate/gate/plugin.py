@@ -163,19 +163,35 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         return
     gate = m.args[0]
     run = s.runs.get(gate)
-    if run is not None and (not run.passed):
+    if run is not None and run.status != "PASS":
         return  # its verdicts already say why
     exc = call.excinfo
     why = exc.exconly().splitlines()[0][:300] if exc is not None else str(rep.longrepr)[:300]
     s.errors[gate] = f"{rep.when} error: {why}"
 
 
+@pytest.hookimpl(trylast=True)  # after junitxml has written its file
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     s = session.config.stash.get(_KEY, None)
     if s is None:
         return
     s.close()
     s.written = s.write()
+    from loadgate.gate import catalogue
+    from loadgate.gate.junit import mark_invalid
+
+    invalid = {
+        catalogue.get(g).test_name: r.invalid_reason
+        for g, r in s.runs.items()
+        if r.status == "INVALID" and g not in s.errors
+    }
+    xml = getattr(session.config.option, "xmlpath", None)
+    if xml:
+        mark_invalid(Path(xml), invalid)
+    # Exit 3 (not 1) when gates were INVALID and none FAILED: CI can retry, not blame the stack.
+    failed = s.errors or any(r.status == "FAIL" for r in s.runs.values())
+    if invalid and exitstatus == pytest.ExitCode.TESTS_FAILED and not failed:
+        session.exitstatus = 3
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

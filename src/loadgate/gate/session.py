@@ -29,6 +29,8 @@ from loadgate.gate import catalogue
 from loadgate.gate.config import GateConfig, gate_params
 from loadgate.gate.run import During, GateRun, run_load
 from loadgate.gate.stack import GateStack, gate_stack
+from loadgate.judge.stack_view import drain_lag_s
+from loadgate.judge.trust import assess
 from loadgate.judge.verdict import Verdict
 from loadgate.schema import write_proxy, write_samples, write_timeline
 from loadgate.traffic.scenario import Scenario
@@ -105,6 +107,15 @@ class GateSession:
         write_timeline(timeline, out / "timeline.parquet")
         proxy = stack.proxy_records()
         write_proxy(proxy, out / "proxy.parquet")
+        generator = dict(result.summary.get("generator") or {})
+        trust = assess(
+            generator,
+            drain_lag_s(result.samples, proxy),
+            timeline,
+            (t0, t1),
+            stack.facts.autoscaler_poll_s,
+            self.cfg.trust,
+        )
         run = GateRun(
             gate=catalogue.get(gate),
             scenario=scenario,
@@ -114,13 +125,14 @@ class GateSession:
             timeline=timeline,
             started=t0,
             ended=t1,
-            generator=dict(result.summary.get("generator") or {}),
+            generator=generator,
             thresholds=dict(spec.thresholds),
             params=self.params(gate),
             window_phase=spec.window,
             facts=stack.facts,
             pods=pods,
             platform=stack.platform,
+            trust=trust,
             during_result=during_result,
             during_error=during_error,
         )
@@ -133,21 +145,6 @@ class GateSession:
         out: list[Verdict] = []
         for gate in sorted(self.runs.keys() | self.errors.keys(), key=catalogue.order_key):
             run = self.runs.get(gate)
-            if run is not None and not run.valid:
-                lag = run.generator.get("lag_p99_s")
-                out.append(
-                    Verdict(
-                        gate=gate,
-                        figure="generator",
-                        value=None if lag is None else lag * 1000.0,
-                        threshold=run.scenario.generator.max_lag_p99_s * 1000.0,
-                        comparison="<=",
-                        passed=False,
-                        unit="ms",
-                        message=f"{gate}: INVALID: the traffic generator fell behind "
-                        f"({run.invalid_reason}); its figures describe the generator, not the stack",
-                    )
-                )
             if run is not None:
                 out += run.verdicts
             if gate in self.errors and not (run and any(not v.passed for v in run.verdicts)):
@@ -159,6 +156,7 @@ class GateSession:
                         threshold=0.0,
                         comparison="==",
                         passed=False,
+                        status="FAIL",
                         message=f"{gate}: {self.errors[gate]}",
                     )
                 )
@@ -221,6 +219,8 @@ class GateSession:
                 figs[f"{gate}.{k}"] = _num(v)
             for k in ("lag_p99_s", "achieved_ratio", "dropped"):
                 figs[f"{gate}.generator.{k}"] = _num(run.generator.get(k))
+            for k, v in run.trust.figures.items():
+                figs[f"{gate}.trust.{k}"] = _num(v)
             for k, v in run.thresholds.items():
                 figs[f"{gate}.threshold.{k}"] = _num(v)
             figs[f"{gate}.settle_s"] = _num(self.settle_s.get(gate))
@@ -280,6 +280,6 @@ def format_table(verdicts: list[Verdict] | list[dict]) -> str:
         unit = f" {r['unit']}" if r.get("unit") else ""
         meas = "-" if val is None else f"{val:.4g}{unit}"
         exp = f"{r['comparison']} {r['threshold']:.4g}{unit}"
-        word = "PASS" if r["passed"] else ("INVALID" if r["figure"] == "generator" else "FAIL")
+        word = r.get("status") or ("PASS" if r["passed"] else "FAIL")
         lines.append(f"{r['gate']:<11} {r['figure']:<26} {meas:>12}  {exp:<14} {word}")
     return "\n".join(lines)

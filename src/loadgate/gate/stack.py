@@ -208,7 +208,7 @@ class ClusterStack(GateStack):
     def __init__(self, cfg: GateConfig, run_dir: Path, say: Say) -> None:
         super().__init__(cfg, run_dir, say)
         # The same facts as the twin's, from the manifests the cluster was deployed from.
-        self._facts = deployment_facts(load_twin_spec(cfg.stack.manifests), time_scale=1.0)
+        self._facts = deployment_facts(load_twin_spec(cfg.stack.manifests), cluster=True)
         self._platform: Platform | None = None
         self._envoy: EnvoyAdmin | None = None
         self._log: ProxyLog | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from loadgate.judge import names
@@ -165,3 +166,53 @@ def readiness(
         max_queue=max_queue,
         offending_pods={str(k): int(v) for k, v in late["pod"].value_counts().items()},
     )
+
+
+ENVOY_HEALTH_METRIC = "envoy_healthy"  # the twin's record of Envoy's health flags per pod
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """How fast the stack acted on a pod turning not ready (worst over its drops, seconds after
+    the kubelet's NotReady; negative = before it): when Envoy's health check marked the pod
+    unhealthy, and when the proxy started its last call on it. NaN when not seen."""
+
+    envoy_unhealthy_s: float
+    last_call_s: float
+
+
+def reaction(
+    samples: pd.DataFrame,
+    timeline: pd.DataFrame,
+    window_s: float = 5.0,
+    envoy_metric: str = ENVOY_HEALTH_METRIC,
+) -> Reaction:
+    """For each drop: Envoy's first unhealthy mark within `window_s` around it, and the last call
+    started on the pod (served_by = its address) from the drop until it is ready again."""
+    tr = transitions(timeline)
+    first = ~tr["pod"].duplicated()
+    drops = tr[~tr["ready"] & ~first]
+    env = series(timeline, envoy_metric, expand=(names.POD_LABEL,))
+    unhealthy = env[env["value"] < 0.5] if len(env) else env
+    worst_env, worst_call = float("nan"), float("nan")
+    for _, d in drops.iterrows():
+        later = tr[(tr["pod"] == d["pod"]) & (tr["time"] > d["time"]) & tr["ready"]]
+        until = float(later["time"].min()) if len(later) else float("inf")
+        u = (
+            unhealthy[
+                (unhealthy[names.POD_LABEL] == d["pod"])
+                & ((unhealthy["time"] - d["time"]).abs() <= window_s)
+            ]
+            if len(unhealthy)
+            else unhealthy
+        )
+        if len(u):
+            worst_env = float(np.nanmax([worst_env, u["time"].min() - d["time"]]))
+        calls = samples[
+            (samples["served_by"] == d["address"])
+            & (samples["start"] >= d["time"])
+            & (samples["start"] < until)
+        ]
+        if len(calls):
+            worst_call = float(np.nanmax([worst_call, calls["start"].max() - d["time"]]))
+    return Reaction(envoy_unhealthy_s=worst_env, last_call_s=worst_call)

@@ -1,4 +1,6 @@
-"""A gate's verdict: which figure was measured, its value, the threshold and whether it passed."""
+"""A gate's verdict: which figure was measured, its value, the threshold and what it says:
+PASS, FAIL (the stack did not do what the threshold asks), or INVALID (the measurement cannot be
+trusted: the generator or the twin could not keep time; see `loadgate.judge.trust`)."""
 
 from __future__ import annotations
 
@@ -6,9 +8,10 @@ import math
 import operator
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 Comparison = Literal["<=", "<", ">=", ">", "=="]
+Status = Literal["PASS", "FAIL", "INVALID"]
 _OPS = {
     "<=": operator.le,
     "<": operator.lt,
@@ -29,6 +32,16 @@ class Verdict(BaseModel):
     passed: bool
     unit: str = ""
     message: str
+    status: Status  # PASS iff passed; FAIL or INVALID otherwise
+    invalid_reason: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_of_older_files(cls, data: object) -> object:
+        """summary.json files written before INVALID existed have only `passed`."""
+        if isinstance(data, dict) and "status" not in data:
+            data = {**data, "status": "PASS" if data.get("passed") else "FAIL"}
+        return data
 
 
 def _fmt(x: float | None, unit: str) -> str:
@@ -45,17 +58,21 @@ def check(
     threshold: float,
     unit: str = "",
     what: str = "",
+    untrusted: list[str] | None = None,
 ) -> Verdict:
     """Compare `value` with `threshold`. A missing value (None/NaN) always fails: a gate whose
-    figure cannot be measured has not shown the behaviour it checks."""
+    figure cannot be measured has not shown the behaviour it checks. `untrusted`: reasons the
+    measurement cannot be trusted — the verdict is then INVALID, whatever the value says."""
     measured = value is not None and not math.isnan(float(value))
     passed = bool(measured and _OPS[comparison](float(value), threshold))
+    status: Status = "PASS" if passed else "FAIL"
+    reason = "; ".join(untrusted or [])
+    if reason:
+        status, passed = "INVALID", False
     desc = f" ({what})" if what else ""
     got = f"measured {_fmt(value, unit)}" if measured else "could not be measured"
-    message = (
-        f"{gate}: {figure}{desc} {got}, "
-        f"expected {comparison} {_fmt(threshold, unit)}: {'PASS' if passed else 'FAIL'}"
-    )
+    tail = f"INVALID: {reason}" if reason else status
+    message = f"{gate}: {figure}{desc} {got}, expected {comparison} {_fmt(threshold, unit)}: {tail}"
     return Verdict(
         gate=gate,
         figure=figure,
@@ -65,4 +82,6 @@ def check(
         passed=passed,
         unit=unit,
         message=message,
+        status=status,
+        invalid_reason=reason,
     )

@@ -9,6 +9,7 @@ import signal
 import grpc
 
 from loadgate.errors import UserError
+from loadgate.modelserver import loop_lag
 from loadgate.modelserver.config import ServerConfig
 from loadgate.modelserver.engine import Accelerator
 from loadgate.modelserver.grpc_service import add_services
@@ -33,6 +34,7 @@ async def serve(cfg: ServerConfig) -> None:
         ]
     )
     inference = add_services(server, cfg, acc)
+    lag = loop_lag.LoopLag()
     try:
         grpc_port = server.add_insecure_port(f"{cfg.host}:{cfg.grpc_port}")
     except RuntimeError:
@@ -41,7 +43,9 @@ async def serve(cfg: ServerConfig) -> None:
         raise UserError(f"cannot listen on {cfg.host}:{cfg.grpc_port} (gRPC): address in use?")
     try:
         http = await serve_http(
-            routes(lambda: render(acc.stats), lambda: acc.readiness.ready), cfg.host, cfg.http_port
+            routes(lambda: render(acc.stats) + loop_lag.render(lag), lambda: acc.readiness.ready),
+            cfg.host,
+            cfg.http_port,
         )
     except OSError as e:
         raise UserError(
@@ -49,6 +53,7 @@ async def serve(cfg: ServerConfig) -> None:
         ) from None
     http_port = http.sockets[0].getsockname()[1]
     await server.start()
+    lag_task = asyncio.get_running_loop().create_task(lag.run())
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -71,5 +76,6 @@ async def serve(cfg: ServerConfig) -> None:
     log.info("SIGTERM: draining %d in-flight request(s), grace %.1fs", in_flight, cfg.grace_period)
     inference.drain()
     await server.stop(cfg.grace_period)
+    lag_task.cancel()
     http.close()
     log.info("stopped")

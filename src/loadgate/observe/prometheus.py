@@ -90,6 +90,28 @@ class Prometheus:
         ]
         return pd.DataFrame(rows, columns=TIMELINE_COLUMNS)
 
+    def scrape_interval_p99_s(self, interval: str = "1s") -> float | None:
+        """The 99th percentile of the scrape intervals Prometheus really achieved for targets
+        configured at `interval` (its own summary `prometheus_target_interval_length_seconds`,
+        over its last minutes); None when it does not say."""
+        from loadgate.observe import promtext
+
+        try:
+            r = requests.get(f"{self.url}/metrics", timeout=self.timeout)
+        except requests.RequestException:
+            return None
+        if r.status_code != 200:
+            return None
+        samples = promtext.parse(r.text, f"{self.url}/metrics")
+        v = promtext.value(
+            samples,
+            "prometheus_target_interval_length_seconds",
+            default=float("nan"),
+            interval=interval,
+            quantile="0.99",
+        )
+        return None if v != v else v
+
     def ready(self, timeout: float = 0.0) -> bool:
         """True once /-/ready answers 200; polls up to `timeout` s."""
         deadline = time.monotonic() + timeout

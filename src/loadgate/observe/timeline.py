@@ -33,7 +33,10 @@ PROM_SERIES: tuple[tuple[str, str], ...] = (
     # before); both are kept so either Envoy's rejections show.
     ("envoy_cluster_upstream_rq_active_overflow", "envoy_cluster_upstream_rq_active_overflow"),
     ("envoy_cluster_upstream_rq_pending_overflow", "envoy_cluster_upstream_rq_pending_overflow"),
+    # how late each pod's event loop ran (the twin's pods; absent for other servers)
+    ("max by (pod) (loadgate_event_loop_lag_seconds)", "loadgate_event_loop_lag_seconds"),
 )
+SCRAPE_INTERVAL_METRIC = "scrape_interval_p99_s"  # Prometheus' achieved scrape interval
 
 
 def rows_frame(rows: list[TimelineRow]) -> pd.DataFrame:
@@ -91,6 +94,10 @@ class TimelineCollector:
                     frames.append(prom.range(query, t0, t1, step=0.5).assign(metric=metric))
                 except UserError as e:
                     self.notes.append(f"no {metric}: {e}")
+            p99 = prom.scrape_interval_p99_s()
+            if p99 is not None:
+                row = {"time": t1, "source": "prometheus", "metric": SCRAPE_INTERVAL_METRIC}
+                frames.append(rows_frame([{**row, "labels": {"interval": "1s"}, "value": p99}]))
         frames = [f for f in frames if len(f)]
         if not frames:
             return empty_timeline()

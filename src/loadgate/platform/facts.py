@@ -28,6 +28,8 @@ class DeploymentFacts:
     min_replicas: int | None
     max_replicas: int | None
     time_scale: float = 1.0  # simulated durations x this (the twin; 1 on a cluster)
+    # the emulated autoscaler's poll interval, real seconds (the twin keeps this time itself)
+    autoscaler_poll_s: float | None = None
 
     def describe(self) -> str:
         return ", ".join(
@@ -42,8 +44,9 @@ class DeploymentFacts:
         )
 
 
-def deployment_facts(spec: TwinSpec, time_scale: float | None = None) -> DeploymentFacts:
-    """The facts of a manifest set (a TwinSpec); `time_scale` 1.0 for a real cluster."""
+def deployment_facts(spec: TwinSpec, cluster: bool = False) -> DeploymentFacts:
+    """The facts of a manifest set (a TwinSpec): as the twin runs them, or (`cluster`) as a
+    real cluster does (real time, its own controllers)."""
     a = spec.autoscaler
     return DeploymentFacts(
         namespace=spec.namespace,
@@ -58,5 +61,8 @@ def deployment_facts(spec: TwinSpec, time_scale: float | None = None) -> Deploym
         autoscaler_target=a.threshold if a is not None else None,
         min_replicas=a.min_replicas if a is not None else None,
         max_replicas=a.max_replicas if a is not None else None,
-        time_scale=spec.time_scale if time_scale is None else time_scale,
+        time_scale=1.0 if cluster else spec.time_scale,
+        autoscaler_poll_s=None
+        if cluster or a is None
+        else min(a.polling_interval_s, a.hpa_sync_period_s) * spec.time_scale,
     )

@@ -143,7 +143,7 @@ def write_report(
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    overall = "INVALID" if not summary.valid else ("PASS" if summary.passed else "FAIL")
+    overall = summary.status
     html = env.get_template("report.html.j2").render(
         s=summary,
         g=summary.generator,

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loadgate.errors import UserError
 from loadgate.judge.latency import GeneratorHealth
-from loadgate.judge.verdict import Verdict
+from loadgate.judge.verdict import Status, Verdict
 
 SUMMARY_FILE = "summary.json"
 
@@ -24,7 +24,7 @@ class Summary(BaseModel):
     finished: float | None = None
     gates: list[Verdict] = Field(default_factory=list)
     generator: GeneratorHealth | None = None
-    # a run whose generator fell behind measured the generator, not the stack
+    # False when a figure could not be trusted (the generator or the twin could not keep time)
     valid: bool = True
     invalid_reason: str = ""
     figures: dict[str, float | None] = Field(default_factory=dict)  # extra figures worth keeping
@@ -32,6 +32,24 @@ class Summary(BaseModel):
     @property
     def passed(self) -> bool:
         return self.valid and all(g.passed for g in self.gates)
+
+    @property
+    def status(self) -> Status:
+        """FAIL when the stack failed a figure; else INVALID when one could not be trusted."""
+        if any(g.status == "FAIL" for g in self.gates):
+            return "FAIL"
+        if not self.valid or any(g.status == "INVALID" for g in self.gates):
+            return "INVALID"
+        return "PASS"
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.status]
+
+
+# `loadgate gate` (and `pytest loadtests`): 0 every gate passed, 1 the stack failed a check,
+# 3 a measurement could not be trusted and nothing failed (CI may retry). 2 is bad input.
+EXIT_CODES: dict[Status, int] = {"PASS": 0, "FAIL": 1, "INVALID": 3}
 
 
 def write_summary(run_dir: str | Path, summary: Summary) -> Path:
