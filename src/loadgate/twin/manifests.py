@@ -33,7 +33,7 @@ from loadgate.twin.k8s_files import (
 )
 from loadgate.twin.kubelet import ProbeSpec
 from loadgate.twin.scaledobject import ScaledObject, autoscaler_spec
-from loadgate.twin.spec import TwinSpec
+from loadgate.twin.spec import KubeObjects, TwinSpec
 
 ENVOY_CONFIG_KEYS = ("envoy.yaml", "envoy.yml", "envoy.json")
 # Container env vars (or flags) that carry the model server's numbers, in one place.
@@ -144,8 +144,9 @@ class Service(K8sPart):
 # --- mapping ----------------------------------------------------------------------------------
 
 
-def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
-    """The raw bootstrap (as written) of the one ConfigMap that holds it, and where it is."""
+def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str, Doc]:
+    """The raw bootstrap (as written) of the one ConfigMap that holds it, where it is, and the
+    ConfigMap."""
     found = [
         (d, key)
         for d in docs
@@ -170,7 +171,17 @@ def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
         raise UserError(
             f"{source}: expected an Envoy bootstrap mapping, got {type(config).__name__}"
         )
-    return config, source
+    return config, source, doc
+
+
+def _envoy_deployment(docs: list[Doc], config_map: str) -> dict[str, Any] | None:
+    """The Deployment whose pods mount Envoy's ConfigMap (what `--kube-api` serves as Envoy)."""
+    for d in docs:
+        pod = ((d.body.get("spec") or {}).get("template") or {}).get("spec") or {}
+        mounted = {(v.get("configMap") or {}).get("name") for v in pod.get("volumes") or []}
+        if d.kind == "Deployment" and config_map in mounted:
+            return d.body
+    return None
 
 
 def read_model_cluster(bootstrap: dict[str, Any], source: str) -> ModelCluster:
@@ -233,7 +244,7 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
     docs, namespace = read_manifests(Path(manifests_dir))
     for doc in docs:
         check_kubernetes_schema(doc)
-    boot, envoy_source = _envoy_bootstrap(docs)
+    boot, envoy_source, envoy_cm = _envoy_bootstrap(docs)
     envoy = read_model_cluster(boot, envoy_source)
 
     svc_name = envoy.dns_host.split(".")[0]
@@ -267,6 +278,7 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
 
     autoscaler = None
     so_docs = [d for d in docs if d.kind == "ScaledObject"]
+    so_body: dict[str, Any] | None = None
     for so_doc in so_docs:
         so = part(ScaledObject, so_doc)
         if so.spec.scaleTargetRef.name != dep.metadata.name:
@@ -276,6 +288,7 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
                 f"{so_doc.source}: a second ScaledObject targets Deployment {dep.metadata.name}"
             )
         autoscaler = autoscaler_spec(so, so_doc.source)
+        so_body = so_doc.body
     if so_docs and autoscaler is None:
         raise UserError(
             f"{so_docs[0].source}: spec.scaleTargetRef.name: no ScaledObject targets the model "
@@ -294,6 +307,11 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
         else None,
         modelserver_args=passthrough,
         autoscaler=autoscaler,
+        kube_objects=KubeObjects(
+            model_deployment=dep_doc.body,
+            envoy_deployment=_envoy_deployment(docs, envoy_cm.name),
+            scaled_object=so_body,
+        ),
         **numbers,
     )
     return validate(TwinSpec, fields, f"{manifests_dir} (derived twin spec)")

@@ -56,7 +56,9 @@ class ScalerRunner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="twin-autoscaler", daemon=True)
         self.last_decision: Any = None
+        self.last_by_actor: dict[str, Any] = {}  # the last Decision of "keda", "hpa", "none"
         self.last_error: str | None = None
+        self.failures = 0  # consecutive failed polls (KEDA's numberOfFailures)
         self.decisions = 0
         self._seen_value = False
 
@@ -96,6 +98,9 @@ class ScalerRunner:
         decision = self.autoscaler.decide(now, value, current, ready)
         target = target_replicas(decision, current)
         self.last_decision = decision
+        self.last_by_actor[str(getattr(decision, "actor", ""))] = decision
+        failed = self.last_error is not None or decision.reason == "metric_error"
+        self.failures = self.failures + 1 if failed else 0
         self.decisions += 1
         labels = {"scaledobject": self.so.name}
         self.log.metric("autoscaler", "autoscaler_metric", labels, value)
