@@ -16,6 +16,7 @@ Config keys for `from_config` are the fields of `KubernetesConfig` below.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ class KubernetesConfig(StrictModel):
     scaled_object: str | None = "modelserver"  # KEDA ScaledObject; HPA is keda-hpa-<name>
     prometheus_url: str | None = None  # e.g. http://127.0.0.1:9090 (a port-forward)
     grpc_port: int | None = Field(default=None, ge=1, le=65535)  # None = from the pod spec
+    envoy_selector: str = "app.kubernetes.io/name=envoy"  # Envoy's pods (their logs: access log)
     allowed: list[str] = []  # "context/namespace" globs where kill/scale are permitted
     connect_timeout_s: float = Field(default=3.0, gt=0)
     read_timeout_s: float = Field(default=10.0, gt=0)
@@ -71,6 +73,7 @@ class KubernetesPlatform(Platform):
         prometheus_url: str | None = None,
         grpc_port: int | None = None,
         timeout: tuple[float, float] = (3.0, 10.0),
+        envoy_selector: str = "app.kubernetes.io/name=envoy",
     ) -> None:
         conn: Connection = connect(context, namespace, kubeconfig)
         self._api = conn.api
@@ -85,6 +88,7 @@ class KubernetesPlatform(Platform):
         self._prometheus_url = prometheus_url
         self._grpc_port = grpc_port
         self._timeout = timeout
+        self.envoy_selector = envoy_selector
         self.core = client.CoreV1Api(self._api)
         self.apps = client.AppsV1Api(self._api)
         self.autoscaling = client.AutoscalingV2Api(self._api)
@@ -107,6 +111,7 @@ class KubernetesPlatform(Platform):
             prometheus_url=cfg.prometheus_url,
             grpc_port=cfg.grpc_port,
             timeout=(cfg.connect_timeout_s, cfg.read_timeout_s),
+            envoy_selector=cfg.envoy_selector,
         )
 
     # -- plumbing -------------------------------------------------------------------------
@@ -280,6 +285,36 @@ class KubernetesPlatform(Platform):
             self.namespace,
         )
         return self._api.sanitize_for_serialization(obj)
+
+    def envoy_pod_logs(self, since: float | None = None) -> list[str]:
+        """The log lines of every Envoy pod (`envoy_selector`), pod by pod in name order: on
+        Kubernetes Envoy's JSON access log goes to its stdout (`observe.envoy_access`; other
+        lines are Envoy's own). `since` (epoch s) asks the kubelet for the lines of the last
+        whole seconds since then (`sinceSeconds`, rounded up: filter on `start` to be exact)."""
+        resp = self._call(
+            "list",
+            "pods",
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=self.envoy_selector,
+        )
+        kw: dict[str, Any] = {}
+        if since is not None:
+            kw["since_seconds"] = max(1, math.ceil(time.time() - since))
+        lines: list[str] = []
+        for pod in sorted(resp.items, key=lambda p: p.metadata.name):
+            names = [c.name for c in pod.spec.containers]
+            text = self._call(
+                "get",
+                "pods/log",
+                self.core.read_namespaced_pod_log,
+                pod.metadata.name,
+                self.namespace,
+                container="envoy" if "envoy" in names else names[0],
+                **kw,
+            )
+            lines += text.splitlines()
+        return lines
 
     def snapshot(self, t: float | None = None) -> list[dict[str, Any]]:
         """One observation as timeline rows: pod_ready per model pod, replicas_spec/_ready.

@@ -133,7 +133,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
             return
-        self.close_connection = True  # a stream ends its connection
         try:
             self.send_response(reply.code)
             self.send_header("Content-Type", reply.content_type)
@@ -143,9 +142,12 @@ class _Handler(BaseHTTPRequestHandler):
             for chunk in reply.stream:
                 self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.write(b"0\r\n\r\n")  # complete: the connection stays open for reuse
         except OSError:  # the client went away, or the twin is stopping
-            pass
+            self.close_connection = True
+        except Exception:  # headers are out: a broken stream can only end its connection
+            log.exception("kube API: streaming %s failed", self.path)
+            self.close_connection = True
         finally:
             close = getattr(reply.stream, "close", None)
             if close is not None:

@@ -64,36 +64,46 @@ def json_patch(doc: Any, ops: Any) -> Any:
     for op in ops:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise PatchError(f"invalid operation {op!r}: needs op and path")
-        kind, path = op["op"], str(op["path"])
-        steps = _pointer(path)
-        if not steps:
-            raise PatchError("operations on the whole object are not supported")
-        parent, last = _parent(out, steps, path)
-        exists = (isinstance(parent, dict) and last in parent) or (
-            isinstance(parent, list) and last.isdigit() and int(last) < len(parent)
-        )
-        if kind == "test":
-            here = parent[int(last)] if isinstance(parent, list) else parent.get(last)
-            if not exists or here != op.get("value"):
-                raise PatchError(f"test operation failed at {path!r}")
-        elif kind in ("replace", "remove") and not exists:
-            raise PatchError(f"{kind} operation does not apply: doc is missing path: {path}")
-        elif kind == "remove":
-            del parent[int(last) if isinstance(parent, list) else last]
-        elif kind in ("add", "replace"):
-            if isinstance(parent, list):
-                index = len(parent) if last == "-" else int(last)
-                if kind == "add":
-                    parent.insert(index, op.get("value"))
-                else:
-                    parent[index] = op.get("value")
-            elif isinstance(parent, dict):
-                parent[last] = op.get("value")
-            else:
-                raise PatchError(f"path {path!r} does not exist")
-        else:
-            raise PatchError(f"unsupported json-patch operation {kind!r}")
+        try:
+            _apply(out, op)
+        except PatchError:
+            raise
+        except (ValueError, IndexError, TypeError) as e:  # e.g. a list index that is no number
+            raise PatchError(f"cannot apply {op!r}: {e}") from None
     return out
+
+
+def _apply(out: Any, op: dict[str, Any]) -> None:
+    """One RFC 6902 operation, in place."""
+    kind, path = op["op"], str(op["path"])
+    steps = _pointer(path)
+    if not steps:
+        raise PatchError("operations on the whole object are not supported")
+    parent, last = _parent(out, steps, path)
+    exists = (isinstance(parent, dict) and last in parent) or (
+        isinstance(parent, list) and last.isdigit() and int(last) < len(parent)
+    )
+    if kind == "test":
+        here = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+        if not exists or here != op.get("value"):
+            raise PatchError(f"test operation failed at {path!r}")
+    elif kind in ("replace", "remove") and not exists:
+        raise PatchError(f"{kind} operation does not apply: doc is missing path: {path}")
+    elif kind == "remove":
+        del parent[int(last) if isinstance(parent, list) else last]
+    elif kind in ("add", "replace"):
+        if isinstance(parent, list):
+            index = len(parent) if last == "-" else int(last)
+            if kind == "add":
+                parent.insert(index, op.get("value"))
+            else:
+                parent[index] = op.get("value")
+        elif isinstance(parent, dict):
+            parent[last] = op.get("value")
+        else:
+            raise PatchError(f"path {path!r} does not exist")
+    else:
+        raise PatchError(f"unsupported json-patch operation {kind!r}")
 
 
 def apply_patch(current: dict[str, Any], body: bytes, content_type: str) -> dict[str, Any]:
