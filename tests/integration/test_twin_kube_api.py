@@ -312,6 +312,19 @@ def test_envoy_pod_log_discovery_and_errors_as_the_api_server_answers(kube_twin)
     with pytest.raises(ApiException) as e:
         apps.patch_namespaced_deployment("modelserver", NS, {"spec": {"paused": True}})
     assert e.value.status == 422 and "only spec.replicas" in json.loads(e.value.body)["message"]
+    with pytest.raises(ApiException) as e:
+        core.delete_namespaced_pod(envoy_pod, NS)  # the twin has one Envoy and cannot lose it
+    assert e.value.status == 403
+    with pytest.raises(ApiException) as e:
+        apps.patch_namespaced_deployment_scale("envoy", NS, {"spec": {"replicas": 2}})
+    assert e.value.status == 422
+    stale = {"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 4}}
+    with pytest.raises(ApiException) as e:
+        apps.patch_namespaced_deployment_scale("modelserver", NS, stale)
+    assert e.value.status == 409 and json.loads(e.value.body)["reason"] == "Conflict"
+    some = next(iter(model_pods(twin)))
+    core.delete_namespaced_pod(some, NS, dry_run="All")
+    assert some in model_pods(twin), "a dry run deletes nothing"
     url = twin.kube_api_url
     code, st = _http(f"{url}/api/v1/namespaces/{NS}/services")
     assert (code, st["reason"], st["message"]) == (

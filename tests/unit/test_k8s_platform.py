@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from loadgate.errors import UserError
+from loadgate.platform import kubeconfig
 from loadgate.platform.kubeconfig import ensure_allowed
 from loadgate.platform.kubernetes import KubernetesPlatform
 
@@ -32,21 +33,7 @@ def recorded(name: str) -> dict:
 
 
 def write_kubeconfig(path: Path, server: str, namespace: str = NS) -> Path:
-    cfg = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "kind-loadgate", "cluster": {"server": server}}],
-        "users": [{"name": "loadgate", "user": {"token": "recorded-token"}}],
-        "contexts": [
-            {
-                "name": "kind-loadgate",
-                "context": {"cluster": "kind-loadgate", "user": "loadgate", "namespace": namespace},
-            }
-        ],
-        "current-context": "kind-loadgate",
-    }
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return kubeconfig.write_kubeconfig(path, server, "kind-loadgate", namespace, "recorded-token")
 
 
 @pytest.fixture

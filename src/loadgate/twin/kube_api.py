@@ -112,7 +112,12 @@ class KubeApi:
                     raise UserError(f"kube API: cannot bind a loopback port: {e}") from None
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._threads = [
-            threading.Thread(target=self.httpd.serve_forever, name="twin-kube-api", daemon=True),
+            threading.Thread(
+                target=self.httpd.serve_forever,
+                kwargs={"poll_interval": 0.1},  # how soon stop() ends the accept loop
+                name="twin-kube-api",
+                daemon=True,
+            ),
             threading.Thread(target=self._sync_loop, name="twin-kube-sync", daemon=True),
         ]
 
