@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,6 +50,8 @@ def kube_twin(tmp_path):
     yield boot
     for t in twins:
         t.down()
+    left = [th.name for th in threading.enumerate() if th.name.startswith("twin-kube")]
+    assert left == [], "the API's threads stop with the twin"
 
 
 def platform(twin: Twin, **changes) -> KubernetesPlatform:

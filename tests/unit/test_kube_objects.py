@@ -50,6 +50,13 @@ def pod(spec, name="modelserver-ktvmhfg2b9-abcde", grpc=41001, http=41002, **kw)
     return ko.PodState(name=name, ports=ports, **fields)
 
 
+def test_the_spec_carries_the_manifests_the_api_serves(spec):
+    objs = spec.kube_objects
+    assert objs.model_deployment["metadata"]["name"] == spec.deployment == "modelserver"
+    assert objs.envoy_deployment["metadata"]["name"] == "envoy"  # it mounts Envoy's ConfigMap
+    assert objs.scaled_object["spec"]["scaleTargetRef"] == {"name": "modelserver"}
+
+
 def test_a_ready_pod_reads_back_as_loadgates_pod_with_the_twins_ports(spec):
     w = workload(spec)
     v1 = round_trip(ko.pod_object(w, pod(spec)), "V1Pod")

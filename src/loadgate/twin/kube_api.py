@@ -250,7 +250,7 @@ class KubeApi:
     def _watch(self, t: Target, query: dict[str, str]) -> Reply:
         sel = self._selection(t, query)
         since = _int(query, "resourceVersion") or None  # "" and "0": start from the current state
-        timeout = _int(query, "timeoutSeconds")
+        timeout = _int(query, "timeoutSeconds") or None  # 0: the default, as the API server
         duration = MAX_WATCH_S if timeout is None else min(float(timeout), MAX_WATCH_S)
         return Reply(stream=watch(self.store, t.resource.plural, sel, since, duration))
 

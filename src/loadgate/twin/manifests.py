@@ -144,16 +144,20 @@ class Service(K8sPart):
 # --- mapping ----------------------------------------------------------------------------------
 
 
-def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str, Doc]:
-    """The raw bootstrap (as written) of the one ConfigMap that holds it, where it is, and the
-    ConfigMap."""
-    found = [
+def _envoy_config_maps(docs: list[Doc]) -> list[tuple[Doc, str]]:
+    """Every (ConfigMap, key) holding an Envoy bootstrap."""
+    return [
         (d, key)
         for d in docs
         if d.kind == "ConfigMap"
         for key in ENVOY_CONFIG_KEYS
         if key in (d.body.get("data") or {})
     ]
+
+
+def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
+    """The raw bootstrap (as written) of the one ConfigMap that holds it, and where it is."""
+    found = _envoy_config_maps(docs)
     if len(found) != 1:
         names = [f"{d.name}:{k}" for d, k in found]
         raise UserError(
@@ -171,11 +175,12 @@ def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str, Doc]:
         raise UserError(
             f"{source}: expected an Envoy bootstrap mapping, got {type(config).__name__}"
         )
-    return config, source, doc
+    return config, source
 
 
-def _envoy_deployment(docs: list[Doc], config_map: str) -> dict[str, Any] | None:
+def _envoy_deployment(docs: list[Doc]) -> dict[str, Any] | None:
     """The Deployment whose pods mount Envoy's ConfigMap (what `--kube-api` serves as Envoy)."""
+    config_map = _envoy_config_maps(docs)[0][0].name  # _envoy_bootstrap checked there is one
     for d in docs:
         pod = ((d.body.get("spec") or {}).get("template") or {}).get("spec") or {}
         mounted = {(v.get("configMap") or {}).get("name") for v in pod.get("volumes") or []}
@@ -244,7 +249,7 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
     docs, namespace = read_manifests(Path(manifests_dir))
     for doc in docs:
         check_kubernetes_schema(doc)
-    boot, envoy_source, envoy_cm = _envoy_bootstrap(docs)
+    boot, envoy_source = _envoy_bootstrap(docs)
     envoy = read_model_cluster(boot, envoy_source)
 
     svc_name = envoy.dns_host.split(".")[0]
@@ -309,7 +314,7 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
         autoscaler=autoscaler,
         kube_objects=KubeObjects(
             model_deployment=dep_doc.body,
-            envoy_deployment=_envoy_deployment(docs, envoy_cm.name),
+            envoy_deployment=_envoy_deployment(docs),
             scaled_object=so_body,
         ),
         **numbers,
