@@ -292,7 +292,9 @@ class KubeApi:
         options = _json_body(req.body)
         grace = _int(req.query, "gracePeriodSeconds")
         if grace is None and options.get("gracePeriodSeconds") is not None:
-            grace = int(options["gracePeriodSeconds"])
+            grace = options["gracePeriodSeconds"]
+            if not isinstance(grace, int) or isinstance(grace, bool):
+                raise ApiError(status(400, f"gracePeriodSeconds: not an integer: {grace!r}"))
         if grace is not None and grace < 0:
             raise ApiError(status(422, f"gracePeriodSeconds: must be >= 0, got {grace}"))
         pre = options.get("preconditions") or {}

@@ -12,11 +12,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loadgate.twin import prometheus
 from loadgate.twin.eventlog import EventLog
 from loadgate.twin.spec import TwinSpec
+
+if TYPE_CHECKING:
+    from loadgate.twin.autoscaler import Decision
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ class ScalerRunner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="twin-autoscaler", daemon=True)
         self.last_decision: Any = None
-        self.last_by_actor: dict[str, Any] = {}  # the last Decision of "keda", "hpa", "none"
+        self.last_by_actor: dict[str, Decision] = {}  # the last of "keda", "hpa", "none"
         self.last_error: str | None = None
         self.failures = 0  # consecutive failed polls (KEDA's numberOfFailures)
         self.decisions = 0
