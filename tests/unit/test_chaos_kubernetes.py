@@ -13,6 +13,7 @@ import yaml
 
 from loadgate.chaos import actions, probes, session
 from loadgate.errors import UserError
+from loadgate.platform.kubeconfig import write_kubeconfig
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "k8s"
 NS = "loadgate"
@@ -26,15 +27,7 @@ def recorded(name: str) -> dict:
 
 
 def setup_config(tmp_path: Path, server: str, allowed: list[str]) -> dict:
-    kc = tmp_path / "kubeconfig"
-    kc.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "kind-loadgate", "cluster": {"server": server}}],
-        "users": [{"name": "loadgate", "user": {"token": "recorded-token"}}],
-        "contexts": [{"name": "kind-loadgate", "context": {
-            "cluster": "kind-loadgate", "user": "loadgate", "namespace": NS}}],
-        "current-context": "kind-loadgate",
-    }))  # fmt: skip
+    kc = write_kubeconfig(tmp_path / "kubeconfig", server, "kind-loadgate", NS, "recorded-token")
     cfg = tmp_path / "loadgate.yaml"
     cfg.write_text(yaml.safe_dump({"kubernetes": {
         "grpc_target": "127.0.0.1:18080", "kubeconfig": str(kc), "allowed": allowed,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from loadgate.errors import UserError
+from loadgate.platform import kubeconfig
 from loadgate.platform.kubeconfig import ensure_allowed
 from loadgate.platform.kubernetes import KubernetesPlatform
 
@@ -31,21 +33,7 @@ def recorded(name: str) -> dict:
 
 
 def write_kubeconfig(path: Path, server: str, namespace: str = NS) -> Path:
-    cfg = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "kind-loadgate", "cluster": {"server": server}}],
-        "users": [{"name": "loadgate", "user": {"token": "recorded-token"}}],
-        "contexts": [
-            {
-                "name": "kind-loadgate",
-                "context": {"cluster": "kind-loadgate", "user": "loadgate", "namespace": namespace},
-            }
-        ],
-        "current-context": "kind-loadgate",
-    }
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+    return kubeconfig.write_kubeconfig(path, server, "kind-loadgate", namespace, "recorded-token")
 
 
 @pytest.fixture
@@ -249,6 +237,37 @@ def test_allowlist_entry_needs_a_namespace():
         ensure_allowed("kind-loadgate", "loadgate", ["kind-loadgate"])
 
 
+# -- Envoy's access log from its pods' logs ---------------------------------------------------
+
+ENVOY_POD = "envoy-6f9c8d7b5-q2w3e"
+ENVOY_PODS = {
+    "kind": "PodList",
+    "apiVersion": "v1",
+    "metadata": {"resourceVersion": "48300"},
+    "items": [
+        {
+            "metadata": {"name": ENVOY_POD, "namespace": NS,
+                         "labels": {"app.kubernetes.io/name": "envoy"}},
+            "spec": {"containers": [{"name": "envoy", "image": "envoyproxy/envoy:v1.40.0"}]},
+            "status": {"phase": "Running", "podIP": "10.244.1.20"},
+        }
+    ],
+}  # fmt: skip
+
+
+def test_envoy_pod_logs_reads_the_access_log_of_each_envoy_pod(platform, httpserver):
+    line = '{"start":"1796160000.123456","duration_ms":12,"upstream":"10.244.1.12:8001"}'
+    httpserver.expect_request(
+        PODS, query_string={"labelSelector": "app.kubernetes.io/name=envoy"}
+    ).respond_with_json(ENVOY_PODS)
+    httpserver.expect_request(
+        f"{PODS}/{ENVOY_POD}/log", query_string={"container": "envoy", "sinceSeconds": "30"}
+    ).respond_with_data(f"[info] envoy started\n{line}\n", content_type="text/plain")
+    lines = platform.envoy_pod_logs(since=time.time() - 29.5)  # rounded up to whole seconds
+    assert lines == ["[info] envoy started", line]
+    httpserver.check_assertions()
+
+
 # -- the suite's Role grants exactly what the platform calls --------------------------------
 
 RBAC = Path(__file__).resolve().parents[2] / "fixtures" / "k8s" / "loadgate-rbac.yaml"
@@ -282,6 +301,9 @@ def _allowed(role: dict, group: str, resource: str, verb: str, name: str | None)
 
 
 def test_rbac_role_covers_every_call_the_platform_makes(platform, httpserver):
+    httpserver.expect_request(
+        PODS, query_string={"labelSelector": "app.kubernetes.io/name=envoy"}
+    ).respond_with_json(ENVOY_PODS)
     httpserver.expect_request(PODS, method="GET").respond_with_json(recorded("pods.json"))
     httpserver.expect_request(
         f"{PODS}/modelserver-7c9d8f6b5d-4xk2p", method="DELETE"
@@ -293,7 +315,11 @@ def test_rbac_role_covers_every_call_the_platform_makes(platform, httpserver):
     httpserver.expect_request(SO).respond_with_json(recorded("scaledobject.json"))
     httpserver.expect_request(HPA).respond_with_json(recorded("hpa.json"))
     httpserver.expect_request(EVENTS).respond_with_json(recorded("events.json"))
+    httpserver.expect_request(f"{PODS}/{ENVOY_POD}/log").respond_with_data(
+        "", content_type="text/plain"
+    )
     platform.pods()
+    platform.envoy_pod_logs()
     platform.kill_pods(count=1)
     platform.replicas()
     platform.scale(5)
@@ -302,7 +328,7 @@ def test_rbac_role_covers_every_call_the_platform_makes(platform, httpserver):
     platform.events()
     role = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d["kind"] == "Role")
     calls = {_request_to_rule(req.method, req.path) for req, _ in httpserver.log}
-    assert len(calls) == 7
+    assert len(calls) == 8
     denied = [c for c in calls if not _allowed(role, *c)]
     assert denied == []
     # and least privilege: nothing on secrets, no exec, no wildcard

@@ -161,10 +161,11 @@ class FileProxyLog(ProxyLog):
 
 class PodLogProxyLog(ProxyLog):
     """The Envoy pods' logs through the Kubernetes API (one JSON access log line per request on
-    stdout, mixed with anything else Envoy prints): `fetch(since_seconds)` returns the lines of
-    every Envoy pod; records are kept from the mark on (by the proxy's own start time)."""
+    stdout, mixed with anything else Envoy prints): `fetch(since_epoch_s)` returns the lines of
+    every Envoy pod since then (at least); records are kept from the mark on (by the proxy's
+    own start time)."""
 
-    def __init__(self, fetch: Callable[[int], list[str]]) -> None:
+    def __init__(self, fetch: Callable[[float], list[str]]) -> None:
         self.fetch = fetch
         self.since = time.time()
 
@@ -172,8 +173,7 @@ class PodLogProxyLog(ProxyLog):
         self.since = time.time()
 
     def read_settled(self) -> pd.DataFrame:
-        seconds = max(1, int(time.time() - self.since) + 2)
-        frame, _other = parse_access_log(self.fetch(seconds))
+        frame, _other = parse_access_log(self.fetch(self.since - 1.0))
         frame = frame[frame["start"] >= self.since]
         return frame.sort_values("start", kind="stable").reset_index(drop=True)
 

@@ -15,6 +15,7 @@ from typing import Any
 from loadgate.platform.base import Event, Pod
 
 TRITON_GRPC_PORT = 8001  # Triton's default gRPC port, used when the pod spec names none
+GRPC_PORT_NAMES = ("grpc", "h2c", "grpc-inference")  # container port names taken as the gRPC one
 
 _NEW_SIZE = re.compile(r"New size:\s*(\d+)")
 
@@ -29,7 +30,7 @@ def grpc_port(pod: Any, explicit: int | None = None) -> int:
         return explicit
     ports = [p for c in (pod.spec.containers or []) for p in (c.ports or [])]
     for p in ports:
-        if (p.name or "").lower() in ("grpc", "h2c", "grpc-inference"):
+        if (p.name or "").lower() in GRPC_PORT_NAMES:
             return int(p.container_port)
     return int(ports[0].container_port) if ports else TRITON_GRPC_PORT
 

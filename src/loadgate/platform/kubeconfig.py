@@ -109,6 +109,40 @@ def _connect_in_cluster(namespace: str | None, path: str) -> Connection:
     return Connection(client.ApiClient(cfg), IN_CLUSTER, ns, cfg.host)
 
 
+def kubeconfig_document(
+    server: str, context: str, namespace: str, token: str | None = None
+) -> dict:
+    """A kubeconfig with one cluster, user and context (all named `context`), current; the user
+    has a bearer token, or no credentials."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": server}}],
+        "users": [{"name": context, "user": {"token": token} if token else {}}],
+        "contexts": [
+            {
+                "name": context,
+                "context": {"cluster": context, "user": context, "namespace": namespace},
+            }
+        ],
+        "current-context": context,
+        "preferences": {},
+    }
+
+
+def write_kubeconfig(
+    path: Path, server: str, context: str, namespace: str, token: str | None = None
+) -> Path:
+    """Write `kubeconfig_document(...)`, readable by its owner only (it may hold a token)."""
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(kubeconfig_document(server, context, namespace, token), f, sort_keys=False)
+    return path
+
+
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__

@@ -16,6 +16,8 @@ Config keys for `from_config` are the fields of `KubernetesConfig` below.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -46,10 +48,8 @@ class KubernetesConfig(StrictModel):
     scaled_object: str | None = "modelserver"  # KEDA ScaledObject; HPA is keda-hpa-<name>
     prometheus_url: str | None = None  # e.g. http://127.0.0.1:9090 (a port-forward)
     envoy_admin_url: str | None = None  # e.g. http://127.0.0.1:9901 (port-forward deploy/envoy)
-    envoy_selector: str = (
-        "app.kubernetes.io/name=envoy"  # Envoy pods: their logs hold the access log
-    )
     grpc_port: int | None = Field(default=None, ge=1, le=65535)  # None = from the pod spec
+    envoy_selector: str = "app.kubernetes.io/name=envoy"  # Envoy's pods (their logs: access log)
     allowed: list[str] = []  # "context/namespace" globs where kill/scale are permitted
     connect_timeout_s: float = Field(default=3.0, gt=0)
     read_timeout_s: float = Field(default=10.0, gt=0)
@@ -295,24 +295,39 @@ class KubernetesPlatform(Platform):
     def deployment_name(self) -> str:
         return self.deployment
 
-    def envoy_log_lines(self, since_seconds: int) -> list[str]:
-        """The last `since_seconds` of every Envoy pod's log (its stdout holds the access log)."""
+    def envoy_pod_logs(self, since: float | None = None) -> list[str]:
+        """The log lines of every Envoy pod (`envoy_selector`), pod by pod in name order: on
+        Kubernetes Envoy's JSON access log goes to its stdout (`observe.envoy_access`; other
+        lines are Envoy's own). `since` (epoch s) asks the kubelet for the lines of the last
+        whole seconds since then (`sinceSeconds`, rounded up: filter on `start` to be exact)."""
         resp = self._call(
-            "list", "pods", self.core.list_namespaced_pod, self.namespace,
+            "list",
+            "pods",
+            self.core.list_namespaced_pod,
+            self.namespace,
             label_selector=self.envoy_selector,
-        )  # fmt: skip
+        )
+        kw: dict[str, Any] = {}
+        if since is not None:
+            kw["since_seconds"] = max(1, math.ceil(time.time() - since))
         lines: list[str] = []
-        for pod in resp.items:
+        for pod in sorted(resp.items, key=lambda p: p.metadata.name):
+            names = [c.name for c in pod.spec.containers]
             text = self._call(
-                "get", "pods/log", self.core.read_namespaced_pod_log, pod.metadata.name,
-                self.namespace, since_seconds=since_seconds,
-            )  # fmt: skip
-            lines += str(text or "").splitlines()
+                "get",
+                "pods/log",
+                self.core.read_namespaced_pod_log,
+                pod.metadata.name,
+                self.namespace,
+                container="envoy" if "envoy" in names else names[0],
+                **kw,
+            )
+            lines += text.splitlines()
         return lines
 
     def envoy_access_log(self) -> PodLogProxyLog:
         """Envoy's access log as the gate reads it on a cluster: from the Envoy pods' logs."""
-        return PodLogProxyLog(self.envoy_log_lines)
+        return PodLogProxyLog(self.envoy_pod_logs)
 
     def close(self) -> None:
         self._api.close()

@@ -189,6 +189,12 @@ class Autoscaler:
         pollingInterval and the HPA sync period, scaled. Each part only acts when it is due."""
         return min(self.spec.polling_interval_s, self.spec.hpa_sync_period_s) * self.time_scale
 
+    @property
+    def last_active(self) -> float | None:
+        """The caller's `now` at the last decision whose trigger was active (KEDA's
+        lastActiveTime), None if never."""
+        return self._last_active
+
     def _due(self, now: float, next_due: float | None) -> bool:
         # A quarter interval of slack absorbs the runner's scheduling jitter.
         return next_due is None or now >= next_due - 0.25 * self.interval_s

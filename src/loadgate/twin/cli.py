@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import click
+import yaml
 
 from loadgate.errors import UserError
 from loadgate.twin.daemon import running_twin, serve
@@ -61,6 +62,11 @@ def _echo(msg: str) -> None:
 )
 @click.option("--num-retries", type=int, default=None, help="Envoy route retries (0 = none).")
 @click.option("--no-autoscaler", is_flag=True, help="Do not run the KEDA/HPA emulation.")
+@click.option(
+    "--kube-api",
+    is_flag=True,
+    help="Also serve the emulated Kubernetes API from the twin's state, with a kubeconfig.",
+)
 @click.option("--ready-max-queue", type=int, default=None, help="Readiness limit; 0 = off.")
 @click.option("--restart-delay", type=float, default=None, help="Simulated s to replace a pod.")
 @click.option("--time-scale", type=float, default=None, help="0.1 = ten times faster.")
@@ -83,6 +89,7 @@ def up(
     health_check_interval: float | None,
     num_retries: int | None,
     no_autoscaler: bool,
+    kube_api: bool,
     ready_max_queue: int | None,
     restart_delay: float | None,
     time_scale: float | None,
@@ -117,9 +124,9 @@ def up(
     run_dir = run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     if detach:
-        _up_detached(spec.model_dump_json(), run_dir, state_dir)
+        _up_detached(spec.model_dump_json(), run_dir, state_dir, kube_api)
     else:
-        serve(spec, run_dir, state_dir, _echo, on_up=_print_endpoints)
+        serve(spec, run_dir, state_dir, _echo, on_up=_print_endpoints, kube_api=kube_api)
 
 
 def _print_endpoints(state: dict) -> None:
@@ -128,18 +135,25 @@ def _print_endpoints(state: dict) -> None:
     click.echo(f"control API:     {state['control_url']}")
     click.echo(f"Envoy admin:     {state['envoy_admin_url']}  (Envoy {state['envoy_version']})")
     click.echo(f"run dir:         {state['run_dir']}")
+    if state.get("kubernetes"):
+        click.echo(f"Kubernetes API:  {state['kube_api_url']}  (emulated; docs/twin.md)")
+        click.echo(f"kubeconfig:      {state['kubeconfig']}  (context {state['kube_context']})")
+        click.echo("loadgate.yaml, to drive this twin as a cluster (--stack kubernetes):")
+        block = yaml.safe_dump({"kubernetes": state["kubernetes"]}, sort_keys=False)
+        click.echo("  " + block.rstrip().replace("\n", "\n  "))
     if "pid" in state and state["pid"] != os.getpid():
         click.echo(f"pid:             {state['pid']}  (stop with `loadgate twin down`)")
     else:
         click.echo("Press Ctrl-C to stop.")
 
 
-def _up_detached(spec_json: str, run_dir: Path, state_dir: Path) -> None:
+def _up_detached(spec_json: str, run_dir: Path, state_dir: Path, kube_api: bool) -> None:
     spec_path = run_dir / "spec.json"
     spec_path.write_text(spec_json)
     log_path = run_dir / "daemon.log"
     cmd = [sys.executable, "-m", "loadgate.twin.daemon", "--spec", str(spec_path)]
     cmd += ["--run-dir", str(run_dir), "--state-dir", str(state_dir.resolve())]
+    cmd += ["--kube-api"] if kube_api else []
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

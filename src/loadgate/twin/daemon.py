@@ -61,8 +61,10 @@ def serve(
     state_dir: Path,
     progress: Callable[[str], None],
     on_up: Callable[[dict[str, Any]], None] | None = None,
+    kube_api: bool = False,
 ) -> None:
-    """Boot a twin, publish its state, block until SIGTERM/SIGINT, then stop everything."""
+    """Boot a twin, publish its state, block until SIGTERM/SIGINT, then stop everything.
+    With `kube_api` the state also holds the `kubernetes:` block for its emulated API."""
     from loadgate.twin.stack import Twin
 
     stop = threading.Event()
@@ -76,9 +78,11 @@ def serve(
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     pid = os.getpid()
     try:
-        with Twin.up(spec, run_dir, progress) as twin:
+        with Twin.up(spec, run_dir, progress, kube_api=kube_api) as twin:
             booted.set()
             state = {"pid": pid, "status": "up", "started": time.time(), **twin.endpoints()}
+            if kube_api:
+                state["kubernetes"] = twin.kubernetes_block()
             write_state(state_dir, state)
             if on_up:
                 on_up(state)
@@ -96,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--spec", required=True, help="TwinSpec as JSON")
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--kube-api", action="store_true", help="Serve the emulated Kubernetes API.")
     a = ap.parse_args(argv)
 
     def say(msg: str) -> None:
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         spec = TwinSpec.model_validate_json(Path(a.spec).read_text())
-        serve(spec, Path(a.run_dir), Path(a.state_dir), say)
+        serve(spec, Path(a.run_dir), Path(a.state_dir), say, kube_api=a.kube_api)
     except UserError as e:
         print(f"loadgate: error: {e}", flush=True)
         return 2

@@ -33,7 +33,7 @@ from loadgate.twin.k8s_files import (
 )
 from loadgate.twin.kubelet import ProbeSpec
 from loadgate.twin.scaledobject import ScaledObject, autoscaler_spec
-from loadgate.twin.spec import TwinSpec
+from loadgate.twin.spec import KubeObjects, TwinSpec
 
 ENVOY_CONFIG_KEYS = ("envoy.yaml", "envoy.yml", "envoy.json")
 # Container env vars (or flags) that carry the model server's numbers, in one place.
@@ -144,15 +144,20 @@ class Service(K8sPart):
 # --- mapping ----------------------------------------------------------------------------------
 
 
-def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
-    """The raw bootstrap (as written) of the one ConfigMap that holds it, and where it is."""
-    found = [
+def _envoy_config_maps(docs: list[Doc]) -> list[tuple[Doc, str]]:
+    """Every (ConfigMap, key) holding an Envoy bootstrap."""
+    return [
         (d, key)
         for d in docs
         if d.kind == "ConfigMap"
         for key in ENVOY_CONFIG_KEYS
         if key in (d.body.get("data") or {})
     ]
+
+
+def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
+    """The raw bootstrap (as written) of the one ConfigMap that holds it, and where it is."""
+    found = _envoy_config_maps(docs)
     if len(found) != 1:
         names = [f"{d.name}:{k}" for d, k in found]
         raise UserError(
@@ -171,6 +176,17 @@ def _envoy_bootstrap(docs: list[Doc]) -> tuple[dict[str, Any], str]:
             f"{source}: expected an Envoy bootstrap mapping, got {type(config).__name__}"
         )
     return config, source
+
+
+def _envoy_deployment(docs: list[Doc]) -> dict[str, Any] | None:
+    """The Deployment whose pods mount Envoy's ConfigMap (what `--kube-api` serves as Envoy)."""
+    config_map = _envoy_config_maps(docs)[0][0].name  # _envoy_bootstrap checked there is one
+    for d in docs:
+        pod = ((d.body.get("spec") or {}).get("template") or {}).get("spec") or {}
+        mounted = {(v.get("configMap") or {}).get("name") for v in pod.get("volumes") or []}
+        if d.kind == "Deployment" and config_map in mounted:
+            return d.body
+    return None
 
 
 def read_model_cluster(bootstrap: dict[str, Any], source: str) -> ModelCluster:
@@ -267,6 +283,7 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
 
     autoscaler = None
     so_docs = [d for d in docs if d.kind == "ScaledObject"]
+    so_body: dict[str, Any] | None = None
     for so_doc in so_docs:
         so = part(ScaledObject, so_doc)
         if so.spec.scaleTargetRef.name != dep.metadata.name:
@@ -276,6 +293,7 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
                 f"{so_doc.source}: a second ScaledObject targets Deployment {dep.metadata.name}"
             )
         autoscaler = autoscaler_spec(so, so_doc.source)
+        so_body = so_doc.body
     if so_docs and autoscaler is None:
         raise UserError(
             f"{so_docs[0].source}: spec.scaleTargetRef.name: no ScaledObject targets the model "
@@ -294,6 +312,11 @@ def load_twin_spec(manifests_dir: str | Path = "fixtures/k8s") -> TwinSpec:
         else None,
         modelserver_args=passthrough,
         autoscaler=autoscaler,
+        kube_objects=KubeObjects(
+            model_deployment=dep_doc.body,
+            envoy_deployment=_envoy_deployment(docs),
+            scaled_object=so_body,
+        ),
         **numbers,
     )
     return validate(TwinSpec, fields, f"{manifests_dir} (derived twin spec)")

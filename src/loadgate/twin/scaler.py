@@ -12,11 +12,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loadgate.twin import prometheus
 from loadgate.twin.eventlog import EventLog
 from loadgate.twin.spec import TwinSpec
+
+if TYPE_CHECKING:
+    from loadgate.twin.autoscaler import Decision
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,9 @@ class ScalerRunner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="twin-autoscaler", daemon=True)
         self.last_decision: Any = None
+        self.last_by_actor: dict[str, Decision] = {}  # the last of "keda", "hpa", "none"
         self.last_error: str | None = None
+        self.failures = 0  # consecutive failed polls (KEDA's numberOfFailures)
         self.decisions = 0
         self._seen_value = False
 
@@ -96,6 +101,9 @@ class ScalerRunner:
         decision = self.autoscaler.decide(now, value, current, ready)
         target = target_replicas(decision, current)
         self.last_decision = decision
+        self.last_by_actor[str(getattr(decision, "actor", ""))] = decision
+        failed = self.last_error is not None or decision.reason == "metric_error"
+        self.failures = self.failures + 1 if failed else 0
         self.decisions += 1
         labels = {"scaledobject": self.so.name}
         self.log.metric("autoscaler", "autoscaler_metric", labels, value)

@@ -66,6 +66,15 @@ class EnvoyFacts(StrictModel):
     panic_threshold: float = 50.0  # percent (Envoy's default when absent)
 
 
+class KubeObjects(StrictModel):
+    """The manifests of the objects the twin's emulated Kubernetes API serves (`--kube-api`),
+    as written (schema-checked by `load_twin_spec`); the API adds metadata and live status."""
+
+    model_deployment: dict[str, Any]
+    envoy_deployment: dict[str, Any] | None = None  # the Deployment mounting Envoy's ConfigMap
+    scaled_object: dict[str, Any] | None = None
+
+
 class TwinSpec(StrictModel):
     namespace: str = "default"
     deployment: str  # model-server Deployment name; pods are <deployment>-<hash>-<suffix>
@@ -88,6 +97,7 @@ class TwinSpec(StrictModel):
     restart_delay_s: float = Field(default=2.0, ge=0)  # Deployment controller re-creating a pod
     time_scale: float = Field(default=1.0, gt=0)
     autoscaler: AutoscalerSpec | None = None  # None = autoscaler off
+    kube_objects: KubeObjects | None = None  # None: no manifests to serve (spec built by hand)
 
     @property
     def cluster_name(self) -> str:

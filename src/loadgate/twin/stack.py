@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from loadgate.platform.twin import TwinPlatform
+    from loadgate.twin.kube_api import KubeApi
     from loadgate.twin.scaler import ScalerRunner
 
 BOOT_TIMEOUT_S = 60.0
@@ -98,6 +99,9 @@ class Twin:
         self.supervisor: Supervisor | None = None
         self.scaler: ScalerRunner | None = None
         self.control: ControlServer | None = None
+        self.kube_api: KubeApi | None = None
+        self.kube_api_url = ""
+        self.kubeconfig_path: Path | None = None
         self._down_lock = threading.Lock()
         self._is_down = False
         self.grpc_target = self.prometheus_url = self.control_url = self.envoy_admin_url = ""
@@ -115,9 +119,11 @@ class Twin:
         progress: Callable[[str], None] | None = None,
         *,
         pod_command: PodCommand | None = None,
+        kube_api: bool = False,
     ) -> Twin:
         """Boot everything; raises UserError (after cleaning up) when something cannot start.
-        `pod_command` replaces loadgate-modelserver (tests of the plumbing only)."""
+        `pod_command` replaces loadgate-modelserver (tests of the plumbing only); `kube_api`
+        also serves the emulated Kubernetes API and writes its kubeconfig (`kube_api.py`)."""
         envoy_bin, envoy_version = envoy_proc.envoy_binary()
         prom_bin = require_binary(
             "prometheus", "install it with `make setup` (Debian package 'prometheus')"
@@ -130,6 +136,8 @@ class Twin:
         try:
             twin.envoy_version = envoy_version
             twin._boot(envoy_bin, prom_bin, pod_command or modelserver_command(spec))
+            if kube_api:
+                twin._start_kube_api()
         except BaseException:
             twin.down()
             raise
@@ -211,6 +219,37 @@ class Twin:
             )
         self._say(f"twin up in {time.monotonic() - t0:.1f}s")
 
+    def _start_kube_api(self) -> None:
+        from loadgate.twin.kube_api import CONTEXT, KUBECONFIG, KubeApi
+
+        self.kube_api = KubeApi(self)
+        self.kube_api.start()
+        self.kube_api_url = self.kube_api.url
+        self.kubeconfig_path = self.kube_api.write_kubeconfig(self.run_dir / KUBECONFIG)
+        self._say(
+            f"Kubernetes API (emulated) at {self.kube_api_url}; kubeconfig {self.kubeconfig_path}"
+            f" (context {CONTEXT}, namespace {self.spec.namespace})"
+        )
+
+    def kubernetes_block(self) -> dict[str, object] | None:
+        """The `kubernetes:` block of loadgate.yaml that points KubernetesPlatform at this
+        twin's emulated API (None without `kube_api`)."""
+        if self.kube_api is None:
+            return None
+        from loadgate.twin.kube_api import CONTEXT
+
+        a = self.spec.autoscaler
+        return {
+            "grpc_target": self.grpc_target,
+            "kubeconfig": str(self.kubeconfig_path),
+            "context": CONTEXT,
+            "namespace": self.spec.namespace,
+            "deployment": self.spec.deployment,
+            "scaled_object": a.name if a is not None else None,
+            "prometheus_url": self.prometheus_url,
+            "allowed": [f"{CONTEXT}/{self.spec.namespace}"],
+        }
+
     def wait_metrics(self, timeout: float = 30.0) -> None:
         """Block until Prometheus has recorded the proxy's series. Prometheus applies discovered
         targets every 5 s, so the first samples exist ~5-6 s after boot; boot does not wait."""
@@ -288,8 +327,12 @@ class Twin:
     def envoy_admin(self) -> EnvoyAdmin:
         return EnvoyAdmin(self.envoy_admin_url)
 
+    def process(self, key: str) -> subprocess.Popen | None:
+        """A child the twin started itself ("envoy", "prometheus"), None if not (yet) started."""
+        return self._procs.get(key)
+
     def endpoints(self) -> dict[str, str]:
-        return {
+        out = {
             "grpc_target": self.grpc_target,
             "prometheus_url": self.prometheus_url,
             "control_url": self.control_url,
@@ -298,6 +341,15 @@ class Twin:
             "access_log": str(self.access_log),
             "run_dir": str(self.run_dir),
         }
+        if self.kube_api is not None:
+            from loadgate.twin.kube_api import CONTEXT
+
+            out.update(
+                kube_api_url=self.kube_api_url,
+                kubeconfig=str(self.kubeconfig_path),
+                kube_context=CONTEXT,
+            )
+        return out
 
     # -- teardown -------------------------------------------------------------------------------
 
@@ -307,6 +359,9 @@ class Twin:
             if self._is_down:
                 return
             self._is_down = True
+        with contextlib.suppress(Exception):
+            if self.kube_api is not None:  # first: its watches end before the pods do
+                self.kube_api.stop()
         with contextlib.suppress(Exception):
             if self.scaler is not None:
                 self.scaler.stop()

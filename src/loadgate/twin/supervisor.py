@@ -45,10 +45,15 @@ ENVOY_POLL_S = 0.2  # how often Envoy's view of the pods (health flags, rq_activ
 _NO_PROBE = ProbeSpec(path="/v2/health/live", period_s=1.0, failure_threshold=1)
 
 
+def safe_hash(*parts: object) -> str:
+    """10 characters of Kubernetes' safe alphabet, stable for the same parts."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:10])
+
+
 def template_hash(spec: TwinSpec) -> str:
     """A stable pod-template-hash: same spec, same hash, as a Deployment's ReplicaSet."""
-    digest = hashlib.sha256(repr((spec.deployment, spec.modelserver_args)).encode()).digest()
-    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:10])
+    return safe_hash(spec.deployment, spec.modelserver_args)
 
 
 def pod_name(deployment: str, tmpl_hash: str, rng: random.Random) -> str:
@@ -139,6 +144,7 @@ class Supervisor:
                     "ScalingReplicaSet",
                     f"Scaled from {self.desired} to {replicas}",
                     replicas=replicas,
+                    from_replicas=self.desired,
                 )
             self.desired = replicas
             self.log.metric("twin", "replicas_spec", {"deployment": self.spec.deployment}, replicas)
