@@ -50,7 +50,8 @@ def test_readiness_dropout(run_gate, gate_session):
             run.timeline,
             probe_interval=params.probe_grace_s,
             queue_limit=limit if limit is not None else float("inf"),
-            return_grace=params.return_grace_s,
+            # a readiness change is recorded up to `observation_s` after it happened
+            return_grace=params.return_grace_s + run.observation_s,
         )
 
     stack, client = judged(run.stack_samples), judged(run.samples)

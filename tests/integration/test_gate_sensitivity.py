@@ -4,6 +4,11 @@ subprocess with --twin-override), asserting the verdicts written to summary.json
 overrides that break each one and the figures that must catch it all come from the catalogue
 (`loadgate.gate.catalogue`), so a new gate is covered here by its catalogue entry.
 
+The Kubernetes path runs here too: `--stack kubernetes` against a twin serving the emulated
+Kubernetes API (`Twin.up(..., kube_api=True)`), through KubernetesPlatform, Envoy's admin and
+Prometheus; its verdicts must match the twin-kind run's, and a broken Envoy config must fail
+the right gate there as well.
+
 One reference session runs every gate (shared); each broken twin runs only its own gate.
 """
 
@@ -14,19 +19,27 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from loadgate.gate import catalogue
 from loadgate.report.summary import read_summary
+from loadgate.twin.boot import boot_twin, twin_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def run_gates(report_dir: Path, run_id: str, gates: tuple[str, ...], overrides=()):
+def run_gates(
+    report_dir: Path,
+    run_id: str,
+    gates: tuple[str, ...],
+    overrides=(),
+    config=ROOT / "loadgate.yaml",
+):
     tests = " or ".join(catalogue.get(g).test_name for g in gates)
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "loadtests"), "-p", "no:cacheprovider",
-           "-q", "--config", str(ROOT / "loadgate.yaml"), "--report-dir", str(report_dir),
+           "-q", "--config", str(config), "--report-dir", str(report_dir),
            "--run-id", run_id, "-k", tests]  # fmt: skip
     for o in overrides:
         cmd += ["--twin-override", o]
@@ -76,3 +89,64 @@ def test_gate_fails_without_its_mechanism(reports, gate):
     )
     assert g.caught_by & {v.figure for v in failed}, [v.message for v in failed]
     assert not summary.passed
+
+
+# -- the Kubernetes path, against the twin's emulated Kubernetes API ---------------------------
+
+
+def kubernetes_config(tmp: Path, twin) -> Path:
+    """loadgate.yaml with stack.kind kubernetes and the `kubernetes:` block of this twin."""
+    cfg = yaml.safe_load((ROOT / "loadgate.yaml").read_text())
+    cfg["stack"] = {
+        "kind": "kubernetes",
+        "manifests": str(ROOT / "fixtures" / "k8s"),
+        # a cluster is never restarted: wait out the scale-down (60 s x 0.2 window + 1 pod/6 s)
+        "settle_timeout_s": 120,
+    }
+    for g in cfg["gates"].values():
+        g["scenario"] = str(ROOT / g["scenario"])
+    cfg["kubernetes"] = twin.kubernetes_block()
+    path = tmp / "loadgate-kubernetes.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def cluster(tmp: Path, **overrides):
+    """A twin that presents itself as a cluster, from the manifests as loadgate.yaml runs them."""
+    spec = twin_spec(ROOT / "fixtures" / "k8s", time_scale=0.2, **overrides)
+    return boot_twin(spec, tmp / "cluster", wait_metrics=True, kube_api=True)
+
+
+@pytest.mark.timeout(1200)
+def test_the_kubernetes_path_passes_every_gate_as_the_twin_kind_does(reports, tmp_path):
+    with cluster(tmp_path) as twin:
+        proc, summary, by_gate = run_gates(
+            reports, "kubernetes", catalogue.ORDER, config=kubernetes_config(tmp_path, twin)
+        )
+    tail = proc.stdout[-3000:]
+    assert summary.stack.startswith("kubernetes"), summary.stack
+    assert set(by_gate) == set(catalogue.ORDER), tail
+    for gate in catalogue.ORDER:
+        assert not _failed(by_gate[gate]), (
+            f"kubernetes path failed {gate}: {_failed(by_gate[gate])}"
+        )
+    assert proc.returncode == 0, tail
+    # the same stack gives the same verdicts on both paths (the twin-kind reference run above)
+    twin_kind = read_summary(reports / "reference")
+    assert {(v.gate, v.figure, v.status) for v in summary.gates} == {
+        (v.gate, v.figure, v.status) for v in twin_kind.gates
+    }
+    proxy = reports / "kubernetes" / "proxy.parquet"
+    assert proxy.stat().st_size > 0, "Envoy's access log came from the Envoy pod's log"
+
+
+@pytest.mark.timeout(600)
+def test_a_broken_envoy_config_fails_its_gate_on_the_kubernetes_path(reports, tmp_path):
+    g = catalogue.get("balance")
+    with cluster(tmp_path, lb="round_robin") as twin:
+        proc, summary, by_gate = run_gates(
+            reports, "kubernetes-rr", ("balance",), config=kubernetes_config(tmp_path, twin)
+        )
+    failed = {v.figure for v in by_gate.get("balance", []) if v.status == "FAIL"}
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert g.caught_by & failed, [v.message for v in by_gate.get("balance", [])]

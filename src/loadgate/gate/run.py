@@ -62,6 +62,7 @@ class GateRun:
     facts: DeploymentFacts
     pods: list[str]  # pod addresses (served_by values) when the load started
     platform: Platform
+    observation_s: float = 0.0  # how late the timeline may record a readiness change
     trust: Trust = field(default_factory=Trust)
     during_result: object = None  # whatever the `during` action returned
     during_error: str | None = None
@@ -141,7 +142,7 @@ class GateRun:
             self.threshold(f.threshold_key),
             unit=f.unit,
             what=f"{meaning}; {f.source}'s record",
-            untrusted=self.trust.reasons(f.source),
+            untrusted=self.trust.reasons(f.source, f.timed),
         )
         self.verdicts.append(v)
         self.figures[figure] = None if value is None else float(value)

@@ -132,6 +132,7 @@ class GateSession:
             facts=stack.facts,
             pods=pods,
             platform=stack.platform,
+            observation_s=stack.observation_s,
             trust=trust,
             during_result=during_result,
             during_error=during_error,

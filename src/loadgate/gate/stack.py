@@ -31,6 +31,7 @@ from loadgate.schema import empty_proxy
 from loadgate.twin.manifests import load_twin_spec
 
 Say = Callable[[str], None]
+SAMPLE_S = 0.5  # the platform's pods and replicas are sampled this often during a gate
 
 
 class GateStack(ABC):
@@ -122,8 +123,14 @@ class GateStack(ABC):
     def scaled_away(self) -> bool:
         return False
 
+    @property
+    def observation_s(self) -> float:
+        """How late the timeline may record a pod's readiness change: the collector's sampling
+        interval (the twin's own log is exact to its 0.1 s reconcile tick)."""
+        return SAMPLE_S
+
     def timeline_collector(self) -> TimelineCollector:
-        return TimelineCollector(self.platform, self.prometheus_url)
+        return TimelineCollector(self.platform, self.prometheus_url, interval_s=SAMPLE_S)
 
     def mark_proxy_log(self) -> None:
         """Before a gate's load: the proxy records read after it start here."""
@@ -192,6 +199,12 @@ class TwinStack(GateStack):
 
     def scaled_away(self) -> bool:
         return self.platform.replicas().spec != self.facts.replicas
+
+    @property
+    def observation_s(self) -> float:
+        from loadgate.twin.supervisor import TICK_S
+
+        return TICK_S
 
     def recover(self) -> None:
         self.say("the twin is not quiet (scaled or busy): restarting it for a clean start")

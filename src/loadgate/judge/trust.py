@@ -49,9 +49,10 @@ class Trust:
     client: list[str] = field(default_factory=list)
     figures: dict[str, float | None] = field(default_factory=dict)
 
-    def reasons(self, source: str) -> list[str]:
-        """Why a figure of this source ("stack" or "client") cannot be trusted ([] = it can)."""
-        return self.load + self.stack + (self.client if source == "client" else [])
+    def reasons(self, source: str, timed: bool = True) -> list[str]:
+        """Why a figure of this source ("stack" or "client") cannot be trusted ([] = it can);
+        the client's timing matters only to a client figure it shapes (`timed`)."""
+        return self.load + self.stack + (self.client if source == "client" and timed else [])
 
     @property
     def whole(self) -> list[str]:

@@ -36,10 +36,12 @@ def boot_twin(
     progress: Callable[[str], None] | None = None,
     *,
     wait_metrics: bool = False,
+    kube_api: bool = False,
 ) -> Twin:
     """Boot the twin (a context manager: `with boot_twin(...) as twin`); with `wait_metrics`,
-    also wait until Prometheus has Envoy's first samples. Stops what it started on failure."""
-    twin = Twin.up(spec, run_dir, progress)
+    also wait until Prometheus has Envoy's first samples; with `kube_api`, also serve the
+    emulated Kubernetes API. Stops what it started on failure."""
+    twin = Twin.up(spec, run_dir, progress, kube_api=kube_api)
     if wait_metrics:
         try:
             twin.wait_metrics()

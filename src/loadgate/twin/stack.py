@@ -247,6 +247,8 @@ class Twin:
             "deployment": self.spec.deployment,
             "scaled_object": a.name if a is not None else None,
             "prometheus_url": self.prometheus_url,
+            # on a cluster: a port-forward to Envoy's admin (deploy/envoy 9901)
+            "envoy_admin_url": self.envoy_admin_url,
             "allowed": [f"{CONTEXT}/{self.spec.namespace}"],
         }
 
