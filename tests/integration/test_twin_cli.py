@@ -49,7 +49,7 @@ def test_detached_twin_status_and_down_leaves_no_process(tmp_path):
         assert "3 ready / 3 desired" in st.stdout
         assert st.stdout.count(" yes ") == 3
         assert st.stdout.count(" healthy ") == 3, "Envoy's own view of each pod"
-        js = json.loads(loadgate(tmp_path, "status", "--json").stdout)
+        js = json.loads(loadgate(tmp_path, "status", "-o", "json").stdout)
         assert {p["envoy_health"] for p in js["pods"]} == {"healthy"}
         assert all(isinstance(p["envoy_rq_active"], int) for p in js["pods"])
 
@@ -61,8 +61,11 @@ def test_detached_twin_status_and_down_leaves_no_process(tmp_path):
     gone, alive = psutil.wait_procs(family, timeout=5)
     assert not alive, [p.cmdline() for p in alive]
     assert not state_file.exists()
-    no_twin = loadgate(tmp_path, "status")
-    assert no_twin.returncode == 2 and no_twin.stderr.startswith("loadgate: error: no twin")
+    # nothing running: status and down say so alike, exit 0 (json: running false)
+    for cmd in (("status",), ("down",)):
+        r = loadgate(tmp_path, *cmd)
+        assert r.returncode == 0 and r.stderr.startswith("loadgate: no twin running"), cmd
+    assert json.loads(loadgate(tmp_path, "status", "-o", "json").stdout)["running"] is False
 
 
 def test_pod_crashing_at_boot_is_one_clear_error_and_nothing_leaks(tmp_path):

@@ -118,7 +118,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_cli_passes_on_fixtures_and_json_is_machine_readable(capsys):
-    code, out, err = run_cli(capsys, str(FIXTURES), "--format", "json")
+    code, out, err = run_cli(capsys, str(FIXTURES), "-o", "json")
     assert code == 0, out + err
     report = json.loads(out)
     assert report["ok"] is True and report["errors"] == 0
@@ -307,3 +307,13 @@ def test_not_a_directory_is_bad_input(tmp_path):
 )
 def test_promql_per_pod_detection(query, divides):
     assert bool(per_pod(query)) is divides
+
+
+def test_a_malformed_file_kustomization_does_not_list_is_an_error(k8s, capsys):
+    (k8s / "stray.yaml").write_text("kind: Deployment\nmetadata: {name: x\n")
+    code, out, _err = run_cli(capsys, str(k8s))
+    assert code == 1, out
+    assert "stray.yaml" in out and "malformed YAML" in out
+    (k8s / "stray.yaml").write_text("kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n")
+    code, out, _err = run_cli(capsys, str(k8s))
+    assert code == 0 and "not listed in" in out, "a valid unlisted file is only a warning"

@@ -1,4 +1,4 @@
-"""`loadgate lint [DIR] [--format text|json]`: exit 0 clean, 1 on errors, 2 on bad input."""
+"""`loadgate lint [DIR] [-o table|json]`: exit 0 clean, 1 on errors, 2 on bad input."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from loadgate.lint.check import lint as run_lint
 from loadgate.lint.check import rule_descriptions
 from loadgate.lint.findings import render_json, render_text
 from loadgate.lint.schemas import DEFAULT_KUBE_VERSION
+from loadgate.output import output_option
 
 
 @click.command(name="lint")
 @click.argument("directory", default="fixtures/k8s", required=False)
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
+@output_option("Findings as a table (text) or JSON.")
 @click.option(
     "--kube-version",
     default=DEFAULT_KUBE_VERSION,
@@ -24,7 +23,7 @@ from loadgate.lint.schemas import DEFAULT_KUBE_VERSION
     help="Kubernetes version whose schemas the core kinds are checked against.",
 )
 @click.option("--list-rules", is_flag=True, help="Print the rules and exit.")
-def lint(directory: str, fmt: str, kube_version: str, list_rules: bool) -> None:
+def lint(directory: str, output: str, kube_version: str, list_rules: bool) -> None:
     """Check Kubernetes manifests against their schemas and the architecture's rules.
 
     DIRECTORY defaults to fixtures/k8s. Each finding names the file, the key path and a fix.
@@ -35,7 +34,7 @@ def lint(directory: str, fmt: str, kube_version: str, list_rules: bool) -> None:
             click.echo(f"{rule_id:26} {desc}")
         return
     result = run_lint(directory, kube_version)
-    if fmt == "json":
+    if output == "json":
         click.echo(
             render_json(result.findings, result.files, result.objects, list(rules), directory)
         )

@@ -107,6 +107,9 @@ def load(directory: str | Path) -> Manifests:
         listed = {p.resolve() for p in files}
         for p in _yaml_files(d):
             if p.resolve() not in listed:
+                # Read it anyway: a malformed file in the manifests folder is an error even if
+                # kustomize skips it (someone meant to ship it); a valid one is only a warning.
+                _read_docs(p, str(p), findings)
                 findings.append(
                     Finding(
                         "kustomization-resources",

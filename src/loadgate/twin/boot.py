@@ -23,6 +23,18 @@ from loadgate.twin.stack import Twin
 DEFAULT_TIME_SCALE = 0.2
 
 
+def time_scale_note(time_scale: float) -> str:
+    """What a time scale means, in one line for the start of every run."""
+    from loadgate.modelserver.latency import LatencyModel
+
+    m = LatencyModel(time_scale=time_scale)
+    long_s = m.prefill(512) + m.decode(2000)
+    return (
+        f"time scale {time_scale:g}: every simulated duration x {time_scale:g} "
+        f"(a 2,000-token stream lasts ~{long_s:.0f} s)"
+    )
+
+
 def twin_spec(manifests: Path, **overrides: Any) -> TwinSpec:
     """The manifests' TwinSpec with overrides (`apply_overrides` keywords; None keeps a value)."""
     if overrides.get("time_scale") is None:

@@ -14,6 +14,7 @@ import click
 import yaml
 
 from loadgate.errors import UserError
+from loadgate.output import output_option
 from loadgate.twin.daemon import running_twin, serve
 
 STATE_DIR = Path(".loadgate/twin")
@@ -69,7 +70,12 @@ def _echo(msg: str) -> None:
 )
 @click.option("--ready-max-queue", type=int, default=None, help="Readiness limit; 0 = off.")
 @click.option("--restart-delay", type=float, default=None, help="Simulated s to replace a pod.")
-@click.option("--time-scale", type=float, default=None, help="0.1 = ten times faster.")
+@click.option(
+    "--time-scale",
+    type=float,
+    default=None,
+    help="Simulated durations x this (default 0.2, as loadgate.yaml; 1 = real model timings).",
+)
 @click.option(
     "--token-chunk", type=int, default=None, help="Tokens per stream message (default 8)."
 )
@@ -98,7 +104,7 @@ def up(
     state_dir: Path,
 ) -> None:
     """Boot the twin from the manifests (with overrides) and print its endpoints."""
-    from loadgate.twin.manifests import apply_overrides, load_twin_spec
+    from loadgate.twin.boot import time_scale_note, twin_spec
 
     other = running_twin(state_dir)
     if other is not None:
@@ -106,8 +112,8 @@ def up(
             f"a twin is already running (pid {other['pid']}, gRPC {other.get('grpc_target')}); "
             "stop it with `loadgate twin down`"
         )
-    spec = apply_overrides(
-        load_twin_spec(manifests),
+    spec = twin_spec(
+        manifests,
         lb=lb,
         replicas=replicas,
         max_requests=max_requests,
@@ -119,6 +125,7 @@ def up(
         time_scale=time_scale,
         token_chunk=token_chunk,
     )
+    _echo(time_scale_note(spec.time_scale))
     if run_dir is None:
         run_dir = state_dir / "runs" / time.strftime("%Y%m%d-%H%M%S")
     run_dir = run_dir.resolve()
@@ -187,18 +194,23 @@ def _up_detached(spec_json: str, run_dir: Path, state_dir: Path, kube_api: bool)
 
 @twin.command()
 @_state_opt
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(state_dir: Path, as_json: bool) -> None:
-    """Pods, readiness, queue and replicas of the running twin."""
+@output_option()
+def status(state_dir: Path, output: str) -> None:
+    """Pods, readiness, queue and replicas of the running twin (exit 0; with no twin running it
+    says so, as `twin down` does)."""
     from loadgate.platform.twin import TwinPlatform
 
     state = running_twin(state_dir)
     if state is None:
-        raise UserError(f"no twin running (no live state in {state_dir})")
+        if output == "json":
+            click.echo(json.dumps({"running": False, "state_dir": str(state_dir)}))
+        else:
+            _echo(f"no twin running (no live state in {state_dir})")
+        return
     p = TwinPlatform(state["control_url"], timeout=5)
     records, reps, so = p.pod_records(), p.replicas(), p.scaled_object()
-    if as_json:
-        out = {"state": state, "replicas": reps.__dict__, "pods": records}
+    if output == "json":
+        out = {"running": True, "state": state, "replicas": reps.__dict__, "pods": records}
         click.echo(json.dumps({**out, "scaledobject": so}, indent=1, default=str))
         return
     click.echo(f"twin pid {state['pid']}  gRPC {state['grpc_target']}  "
@@ -228,7 +240,7 @@ def down(state_dir: Path) -> None:
 
     state = running_twin(state_dir)
     if state is None:
-        click.echo("loadgate: no twin running", err=True)
+        _echo(f"no twin running (no live state in {state_dir})")
         return
     pid = int(state["pid"])
     try:
