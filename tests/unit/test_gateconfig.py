@@ -177,3 +177,20 @@ def test_verdict_table_says_pass_fail_and_invalid():
     vs = [check("balance", "imbalance_p95", 1.2, "<=", 1.6), check("fail_fast", "x", None, ">=", 1)]
     table = format_table(vs)
     assert "PASS" in table.splitlines()[1] and "FAIL" in table.splitlines()[2]
+
+
+def test_the_commented_kubernetes_example_is_valid_when_uncommented():
+    from loadgate.platform.kubernetes import KubernetesConfig
+
+    text = (ROOT / "loadgate.yaml").read_text()
+    block = text[text.index("# kubernetes:") :].splitlines()
+    body = "\n".join(line[2:] for line in block if line.startswith("#"))
+    data = yaml.safe_load(body)["kubernetes"]
+    assert KubernetesConfig.model_validate(data).grpc_target
+
+
+def test_impossible_threshold_values_are_one_line(tmp_path):
+    data = base()
+    data["gates"]["balance"]["thresholds"]["imbalance_mean_max"] = -1
+    with pytest.raises(UserError, match=r"imbalance_mean_max: must be a finite number >= 0"):
+        load_gate_config(write(tmp_path, data))

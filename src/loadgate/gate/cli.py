@@ -65,12 +65,17 @@ def gate(
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder of gate tests")
     cfg, _ = load_gate_config(config_path)  # a config mistake is one line, before anything boots
-    cfg = with_stack_kind(with_overrides(cfg, twin_override), stack)
+    cfg = with_stack_kind(with_overrides(cfg, twin_override), stack, config_path)
+    # The manifests (the deployment's facts, and the twin's config): one line now if they are
+    # broken, not a pytest banner later.
+    from loadgate.twin.manifests import load_twin_spec
+
+    load_twin_spec(cfg.stack.manifests)
     if cfg.stack.kind == "kubernetes":
         # Wrong kube context, RBAC or an unreachable API: one line now, before any load.
         from loadgate.platform.kubernetes import KubernetesPlatform
 
-        KubernetesPlatform.from_config(cfg.kubernetes or {}).replicas()
+        KubernetesPlatform.from_config(cfg.kubernetes or {}, source=config_path).replicas()
     missing = [g for g in catalogue.GATES if not (folder / g.test_file).exists()]
     run_id = new_run_id()
     cmd = [

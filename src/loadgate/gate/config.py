@@ -83,11 +83,15 @@ class GateConfig(StrictModel):
                     f"gates.{name}: unknown gate (the catalogue has: {', '.join(catalogue.ORDER)})"
                 )
             known = catalogue.BY_NAME[name].thresholds
-            for key in g.thresholds:
+            for key, value in g.thresholds.items():
                 if key not in known:
                     raise ValueError(
                         f"gates.{name}.thresholds.{key}: unknown threshold "
                         f"(expected one of {', '.join(known)})"
+                    )
+                if not (0 <= value < float("inf")):  # every figure is a count, share or time
+                    raise ValueError(
+                        f"gates.{name}.thresholds.{key}: must be a finite number >= 0, got {value}"
                     )
             missing = [k for k in known if k not in g.thresholds]
             if missing:
@@ -174,13 +178,15 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def with_stack_kind(cfg: GateConfig, kind: str | None) -> GateConfig:
-    """`--stack twin|kubernetes` over loadgate.yaml's stack.kind, checked like the file itself."""
+def with_stack_kind(
+    cfg: GateConfig, kind: str | None, source: str | Path = "loadgate.yaml"
+) -> GateConfig:
+    """`--stack twin|kubernetes` over the config's stack.kind, checked like the file itself."""
     if not kind or kind == cfg.stack.kind:
         return cfg
     if kind == "kubernetes" and cfg.kubernetes is None:
         raise UserError(
-            "--stack kubernetes: loadgate.yaml has no top-level 'kubernetes:' block "
+            f"--stack kubernetes: {source} has no top-level 'kubernetes:' block "
             "(grpc_target, context, namespace, allowed; see docs/kubernetes.md)"
         )
     return cfg.model_copy(update={"stack": cfg.stack.model_copy(update={"kind": kind})})

@@ -75,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         cfg, scenarios = load_gate_config(path)
         cfg = with_overrides(cfg, config.getoption("twin_override"))
-        cfg = with_stack_kind(cfg, config.getoption("stack"))
+        cfg = with_stack_kind(cfg, config.getoption("stack"), path)
     except UserError as e:
         raise pytest.UsageError(f"loadgate: error: {e}") from None
     report_dir = Path(config.getoption("report_dir") or cfg.report_dir)

@@ -63,7 +63,7 @@ class GateSession:
 
     def ensure_stack(self) -> GateStack:
         if self.stack is None:
-            stack = gate_stack(self.cfg, self.run_dir, self.say)
+            stack = gate_stack(self.cfg, self.run_dir, self.say, self.cfg_source)
             self.stack = stack
             stack.start()
         return self.stack

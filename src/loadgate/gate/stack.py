@@ -218,8 +218,11 @@ class ClusterStack(GateStack):
 
     kind = "kubernetes"
 
-    def __init__(self, cfg: GateConfig, run_dir: Path, say: Say) -> None:
+    def __init__(
+        self, cfg: GateConfig, run_dir: Path, say: Say, cfg_source: str = "loadgate.yaml"
+    ) -> None:
         super().__init__(cfg, run_dir, say)
+        self.cfg_source = cfg_source
         # The same facts as the twin's, from the manifests the cluster was deployed from.
         self._facts = deployment_facts(load_twin_spec(cfg.stack.manifests), cluster=True)
         self._platform: Platform | None = None
@@ -248,7 +251,7 @@ class ClusterStack(GateStack):
         from loadgate.platform.kubernetes import KubernetesPlatform
 
         t0 = time.monotonic()
-        plat = KubernetesPlatform.from_config(self.cfg.kubernetes or {})
+        plat = KubernetesPlatform.from_config(self.cfg.kubernetes or {}, source=self.cfg_source)
         self._platform = plat
         if plat.envoy_admin_url:
             self._envoy = EnvoyAdmin(plat.envoy_admin_url)
@@ -269,6 +272,7 @@ class ClusterStack(GateStack):
         )
 
 
-def gate_stack(cfg: GateConfig, run_dir: Path, say: Say) -> GateStack:
-    kinds: dict[str, type[GateStack]] = {"twin": TwinStack, "kubernetes": ClusterStack}
-    return kinds[cfg.stack.kind](cfg, run_dir, say)
+def gate_stack(cfg: GateConfig, run_dir: Path, say: Say, cfg_source: str) -> GateStack:
+    if cfg.stack.kind == "kubernetes":
+        return ClusterStack(cfg, run_dir, say, cfg_source)
+    return TwinStack(cfg, run_dir, say)
