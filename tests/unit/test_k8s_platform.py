@@ -428,3 +428,22 @@ def test_sampler_collects_and_stops_on_repeated_errors(platform, httpserver):
     failing._thread.join(10)
     assert not failing._thread.is_alive() and failing.failures == 3
     assert failing.error.startswith("forbidden: cannot list pods")
+
+
+def test_kubeconfig_mistakes_are_one_true_line(tmp_path, monkeypatch):
+    from loadgate.errors import UserError
+    from loadgate.platform.kubeconfig import connect
+
+    bad = tmp_path / "kubeconfig"
+    bad.write_text("apiVersion: v1\nclusters: [ {name: x, cluster: {server: 1}}\n")
+    monkeypatch.setenv("KUBECONFIG", str(bad))
+    with pytest.raises(UserError, match=r"kubeconfig .*: malformed YAML \(line 3"):
+        connect("x")
+    bad.write_text("apiVersion: v1\nclusters: 5\ncontexts: x\n")
+    with pytest.raises(UserError, match=r"not a valid kubeconfig"):
+        connect("x")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "nope"))
+    with pytest.raises(UserError) as e:
+        connect("x")
+    assert str(tmp_path / "nope") in str(e.value) and "from KUBECONFIG" in str(e.value)
+    assert ".kube/config" not in str(e.value)

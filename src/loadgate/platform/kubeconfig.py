@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from kubernetes import client
 from kubernetes.config import ConfigException, incluster_config, kube_config
 from urllib3.util.retry import Retry
@@ -30,15 +31,19 @@ class Connection:
     host: str  # API server URL (for error messages)
 
 
-def _kubeconfig_path(kubeconfig: str | None) -> str:
+def _kubeconfig_path(kubeconfig: str | None) -> tuple[str, str]:
+    """(path, where it was named: "kubeconfig:", "KUBECONFIG" or "the default")."""
     if kubeconfig:
-        return os.path.expanduser(kubeconfig)
+        return os.path.expanduser(kubeconfig), "kubernetes.kubeconfig"
     env = os.environ.get("KUBECONFIG", "")
     # kubectl merges a colon-separated list; loadgate reads the first existing file.
-    for part in env.split(os.pathsep):
-        if part and Path(part).expanduser().exists():
-            return str(Path(part).expanduser())
-    return os.path.expanduser("~/.kube/config")
+    parts = [p for p in env.split(os.pathsep) if p]
+    for part in parts:
+        if Path(part).expanduser().exists():
+            return str(Path(part).expanduser()), "KUBECONFIG"
+    if parts:  # named but missing: say so, not "~/.kube/config not found"
+        return str(Path(parts[0]).expanduser()), "KUBECONFIG"
+    return os.path.expanduser("~/.kube/config"), "the default path"
 
 
 def _in_cluster_available() -> bool:
@@ -60,15 +65,23 @@ def connect(
     kubeconfig: str | None = None,
 ) -> Connection:
     """Load credentials: the kubeconfig (explicit context or current-context) or in-cluster."""
-    path = _kubeconfig_path(kubeconfig)
-    if context == IN_CLUSTER or (not Path(path).exists() and not kubeconfig and not context):
+    path, named_by = _kubeconfig_path(kubeconfig)
+    default = named_by == "the default path"
+    if context == IN_CLUSTER or (not Path(path).exists() and default and not context):
         return _connect_in_cluster(namespace, path)
     if not Path(path).exists():
-        raise UserError(f"kubeconfig {path} not found (set kubeconfig: or KUBECONFIG)")
+        raise UserError(
+            f"kubeconfig {path} (from {named_by}) not found (set kubeconfig: or KUBECONFIG)"
+        )
     try:
         contexts, current = kube_config.list_kube_config_contexts(path)
-    except (ConfigException, OSError, ValueError) as e:
-        raise UserError(f"kubeconfig {path}: {_first_line(e)}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark else ""
+        why = getattr(e, "problem", None) or _first_line(e)
+        raise UserError(f"kubeconfig {path}: malformed YAML ({line}{why})") from None
+    except (ConfigException, OSError, ValueError, TypeError, AttributeError) as e:
+        raise UserError(f"kubeconfig {path}: not a valid kubeconfig: {_first_line(e)}") from None
     names = [c["name"] for c in contexts or []]
     chosen = context or (current or {}).get("name")
     if not chosen:
@@ -83,7 +96,7 @@ def connect(
         kube_config.load_kube_config(
             config_file=path, context=chosen, client_configuration=cfg, persist_config=False
         )
-    except (ConfigException, OSError, ValueError) as e:
+    except (ConfigException, OSError, ValueError, yaml.YAMLError, TypeError, KeyError) as e:
         raise UserError(f"kube context '{chosen}' in {path}: {_first_line(e)}") from None
     _no_retries(cfg)
     ns = namespace or (entry.get("context") or {}).get("namespace") or "default"
