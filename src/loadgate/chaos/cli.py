@@ -28,7 +28,12 @@ def _say(msg: str) -> None:
     default=Path("fixtures/k8s"), show_default=True,
     help="Manifests of the twin booted when none is running.",
 )  # fmt: skip
-@click.option("--time-scale", type=float, default=None, help="Time scale of a booted twin.")
+@click.option(
+    "--time-scale",
+    type=float,
+    default=None,
+    help="Time scale of a booted twin (default 0.2; > 0).",
+)
 def gameday(
     experiment: Path,
     dry_run: bool,
@@ -43,6 +48,8 @@ def gameday(
     from loadgate.chaos.gameday import plan, run_gameday
     from loadgate.errors import UserError
 
+    if time_scale is not None and not time_scale > 0:
+        raise UserError(f"--time-scale: must be > 0, got {time_scale:g}")
     overrides = {}
     for item in variables:
         key, sep, value = item.partition("=")
@@ -50,9 +57,13 @@ def gameday(
             raise UserError(f"--var {item!r}: expected KEY=VALUE")
         overrides[key] = value
     if dry_run:
+        lines = plan(experiment, overrides)  # a bad experiment or --var is one line, first
         click.echo("dry run: nothing will be started or changed")
-        for line in plan(experiment, overrides):
+        for line in lines:
             click.echo(line)
+        refused = [ln.removeprefix("REFUSED: ") for ln in lines if ln.startswith("REFUSED: ")]
+        if refused:  # the run itself would stop here
+            raise UserError(f"the experiment would be refused: {refused[0]}")
         return
     result = run_gameday(experiment, out_dir, overrides, manifests, time_scale, _say)
     verdict = "deviated" if result.deviated else result.status

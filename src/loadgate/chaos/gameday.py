@@ -83,10 +83,36 @@ def configuration(experiment: dict[str, Any], overrides: dict[str, Any]) -> dict
             f"--var {unknown[0]}: not a configuration key of the experiment "
             f"(keys: {', '.join(sorted(declared))})"
         )
+    overrides = {k: _typed(k, v, declared[k]) for k, v in overrides.items()}
     try:
         return load_configuration(experiment.get("configuration") or {}, dict(overrides))
     except ChaosException as e:
         raise UserError(f"experiment configuration: {e}") from None
+
+
+def _typed(key: str, value: Any, declared: Any) -> Any:
+    """A --var value in the type the key declares (`env_var_type`, else its default's type), so
+    `--var window_s=abc` is refused here rather than deep inside an activity."""
+    if not isinstance(value, str):
+        return value
+    default = declared.get("default") if isinstance(declared, dict) else declared
+    kind = declared.get("env_var_type") if isinstance(declared, dict) else None
+    if kind is None and isinstance(default, bool):
+        kind = "bool"
+    elif kind is None and isinstance(default, (int, float)):
+        kind = "int" if isinstance(default, int) else "float"
+    if kind == "bool":
+        if value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise UserError(f"--var {key}={value}: expected true or false")
+    if kind in ("int", "float"):
+        try:
+            return int(value) if kind == "int" else float(value)
+        except ValueError:
+            raise UserError(
+                f"--var {key}={value}: expected {'an integer' if kind == 'int' else 'a number'}"
+            ) from None
+    return value
 
 
 def ensure_control(experiment: dict[str, Any]) -> None:
@@ -147,7 +173,13 @@ def plan(path: Path, overrides: dict[str, Any] | None = None) -> list[str]:
         where = s.control_url or (state and f"running twin pid {state['pid']}")
         lines.append(f"twin: {where or 'none running: gameday would boot one'}")
     else:
-        lines.append(f"kubernetes: from {s.config} (refused unless in kubernetes.allowed)")
+        from loadgate.chaos.platforms import kubernetes_block
+
+        try:
+            kubernetes_block(s.config)
+            lines.append(f"kubernetes: from {s.config} (refused unless in kubernetes.allowed)")
+        except UserError as e:
+            lines.append(f"REFUSED: {e}")
     lines.append(f"background load: {s.scenario} for the whole experiment")
     return lines + describe_plan(experiment, cfg)
 
