@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import signal
@@ -21,8 +20,7 @@ from loadgate.traffic.runner import (
     worker_command,
 )
 from loadgate.traffic.scenario import load_scenario
-
-TWIN_MANIFESTS = Path("fixtures/k8s")
+from loadgate.traffic.stacks import open_stack, twin_overrides, write_stack_info
 
 
 def new_run_id() -> str:
@@ -34,25 +32,15 @@ def _echo(line: str) -> None:
     click.echo(line, err=True)
 
 
-@contextlib.contextmanager
-def _target(target: str | None, out_dir: Path, time_scale: float | None):
-    """The given target, or a twin booted for this run (and stopped after it)."""
-    if target:
-        yield target, "target"
-        return
-    try:
-        from loadgate.twin.manifests import apply_overrides, load_twin_spec
-        from loadgate.twin.stack import Twin
-    except ImportError:
-        raise UserError(
-            "no --target given and the local twin is not available in this build"
-        ) from None
-    if not TWIN_MANIFESTS.is_dir():
-        raise UserError(f"no --target given and {TWIN_MANIFESTS}/ (the twin's manifests) not found")
-    spec = apply_overrides(load_twin_spec(TWIN_MANIFESTS), time_scale=time_scale)
-    _echo(f"loadgate: no --target: starting the local twin (time scale {spec.time_scale})")
-    with Twin.up(spec, run_dir=out_dir / "twin", progress=_echo) as twin:
-        yield twin.grpc_target, "twin"
+def twin_override_option():
+    return click.option(
+        "--twin-override",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="override a twin setting booted without --target (the `loadgate twin up` flag "
+        "names: lb, replicas, max_requests, no_autoscaler, ready_max_queue, token_chunk, "
+        "decode_slowdown, ...); repeatable",
+    )
 
 
 def processes_option(help_text: str):
@@ -90,6 +78,7 @@ def processes_option(help_text: str):
     metavar="HOST:PORT",
     help="where the master listens for workers (with --expect-workers)",
 )
+@twin_override_option()
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON on stdout")
 def run(
     scenario: Path,
@@ -99,6 +88,7 @@ def run(
     twin_time_scale: float,
     expect_workers: int | None,
     master_bind: str,
+    twin_override: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Drive SCENARIO's traffic at a gRPC KServe v2 target and record one row per request.
@@ -116,14 +106,16 @@ def run(
         host, port = _host_port(master_bind, "--master-bind", default_port=5557)
         remote = RemoteWorkers(expect_workers, host, port)
     out_dir = out or Path("reports") / new_run_id()
-    with _target(target, out_dir, twin_time_scale) as (addr, kind):
+    overrides = twin_overrides(twin_override, twin_time_scale)
+    with open_stack(target, out_dir, overrides, _echo) as stack:
+        write_stack_info(out_dir, stack.info)
         try:
             result = run_scenario(
-                sc, addr, out_dir, processes=processes, progress=_echo, remote=remote
+                sc, stack.target, out_dir, processes=processes, progress=_echo, remote=remote
             )
         except RunFailed as e:
             raise UserError(str(e)) from None
-    result.summary["stack"] = kind
+    result.summary["stack"] = stack.info.kind
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
     else:

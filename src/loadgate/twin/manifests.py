@@ -281,6 +281,20 @@ _LB_ALIASES = {
 }
 
 
+def _slower_decode(args: list[str], factor: float) -> list[str]:
+    """The pods' extra flags with --decode-step-ms multiplied by `factor` (the manifest's value,
+    else the model server's default); the model server takes the last occurrence of a flag."""
+    from loadgate.modelserver.config import ServerConfig
+
+    step = ServerConfig().decode_step_ms
+    for i, a in enumerate(args):
+        if a == "--decode-step-ms" and i + 1 < len(args):
+            step = float(args[i + 1])
+        elif a.startswith("--decode-step-ms="):
+            step = float(a.partition("=")[2])
+    return [*args, "--decode-step-ms", f"{step * factor:g}"]
+
+
 def apply_overrides(
     spec: TwinSpec,
     *,
@@ -292,10 +306,12 @@ def apply_overrides(
     restart_delay: float | None = None,
     time_scale: float | None = None,
     token_chunk: int | None = None,
+    decode_slowdown: float | None = None,
 ) -> TwinSpec:
     """The one override path shared by the CLI flags and tests. None leaves a value as the
     manifests say; max_requests=0 removes the in-flight limit; ready_max_queue=0 turns the
-    readiness rule off."""
+    readiness rule off; decode_slowdown=1.25 makes each simulated decode step 25 % longer (a
+    slower build, for regression tests)."""
     upd: dict[str, Any] = {}
     if lb is not None:
         if lb.lower() not in _LB_ALIASES:
@@ -328,6 +344,10 @@ def apply_overrides(
         upd["time_scale"] = time_scale
     if token_chunk is not None:
         upd["token_chunk"] = token_chunk
+    if decode_slowdown is not None:
+        if not decode_slowdown > 0:
+            raise UserError(f"--decode-slowdown: must be > 0, got {decode_slowdown}")
+        upd["modelserver_args"] = _slower_decode(spec.modelserver_args, decode_slowdown)
     if no_autoscaler:
         upd["autoscaler"] = None
     data = spec.model_dump()
