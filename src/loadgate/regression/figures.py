@@ -25,7 +25,7 @@ Better = Literal["lower", "higher"]
 ALL = "all"  # the scope of figures over every class
 
 # per-call frame columns
-T, CLS, OK, GOOD = "t", "cls", "ok", "good"
+T, CLS, OK, GOOD, FAILED, REJECTED = "t", "cls", "ok", "good", "failed", "rejected"
 LATENCY, TTFT, ITL, TOKENS = "latency_ms", "ttft_ms", "itl_ms", "tokens"
 
 
@@ -46,7 +46,7 @@ class Rate:
 
 @dataclass(frozen=True)
 class Share:
-    """Share of calls where `mask` is false (e.g. not OK)."""
+    """Share of calls where `mask` is true (e.g. failed)."""
 
     mask: str
 
@@ -79,7 +79,7 @@ FIGURES: dict[str, FigureSpec] = {
         _spec("itl_p99_ms", "ms", "lower", Quantile(ITL, 0.99), gating=True),
         _spec("tokens_per_s", "tokens/s", "higher", Rate(OK, TOKENS)),
         _spec("goodput_per_s", "calls/s", "higher", Rate(GOOD), gating=True),
-        _spec("error_rate", "", "lower", Share(OK), relative=False, gating=True),
+        _spec("error_rate", "", "lower", Share(FAILED), relative=False, gating=True),
     )
 }
 CAPACITY = FigureSpec("capacity", "", "higher", gating=True)
@@ -143,6 +143,8 @@ def calls_frame(samples: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
             T: intended,
             CLS: s["cls"].to_numpy(),
             OK: ok,
+            FAILED: ~ok,
+            REJECTED: s["status"].isin(names.REJECTED).to_numpy(),
             LATENCY: latency,
             TTFT: ttft,
             ITL: itl,
@@ -194,7 +196,7 @@ def value(calls: pd.DataFrame, window: Window, stat: Stat) -> float:
         amount = mask if stat.column is None else calls[stat.column].to_numpy() * mask
         return float(np.sum(amount) / window.duration_s) if window.duration_s > 0 else math.nan
     n = len(calls)
-    return float((~calls[stat.mask].to_numpy(dtype=bool)).sum() / n) if n else math.nan
+    return float(calls[stat.mask].to_numpy(dtype=bool).sum() / n) if n else math.nan
 
 
 def counted(calls: pd.DataFrame, stat: Stat) -> int:
@@ -238,8 +240,8 @@ def replicates(
             per_bucket = np.bincount(bucket, weights=np.asarray(amount, float), minlength=n)
             out.append(stats.sum_replicates(per_bucket, 1.0 / window.duration_s, weights, point))
         else:
-            bad = ~calls[stat.mask].to_numpy(dtype=bool)
-            num = np.bincount(bucket, weights=bad.astype(float), minlength=n)
+            hit = calls[stat.mask].to_numpy(dtype=float)
+            num = np.bincount(bucket, weights=hit, minlength=n)
             den = np.bincount(bucket, minlength=n).astype(float)
             out.append(stats.share_replicates(num, den, weights, point))
     return out

@@ -72,6 +72,12 @@ class Probe(_Model):
     def decided(self) -> bool:
         return self.verdict in ("pass", "fail", "saturated")
 
+    @property
+    def worst(self) -> SloCheck | None:
+        """The SLO figure nearest to (or furthest beyond) its bound."""
+        measured = [c for c in self.checks if c.value is not None]
+        return max(measured, key=lambda c: c.value / c.bound, default=None)
+
 
 class CapacityResult(_Model):
     scenario: str

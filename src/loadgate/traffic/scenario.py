@@ -42,6 +42,14 @@ class TrafficClass(StrictModel):
     image_dtype: Literal["UINT8", "FP32"] = "UINT8"  # CV only: 1x3x224x224 tensor
     slo: Slo | None = None  # what `loadgate capacity` holds the class to; goodput counts it
 
+    @model_validator(mode="after")
+    def _slo_fits_kind(self) -> TrafficClass:
+        if self.slo is not None and self.kind != "llm_stream":
+            for key in ("ttft_p99_ms", "itl_p99_ms"):
+                if getattr(self.slo, key) is not None:
+                    raise ValueError(f"slo.{key}: only llm_stream classes stream tokens")
+        return self
+
 
 class Phase(StrictModel):
     name: str = Field(min_length=1)

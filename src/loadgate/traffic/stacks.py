@@ -101,7 +101,10 @@ def open_stack(
         raise UserError(f"no --target given and {TWIN_MANIFESTS}/ (the twin's manifests) not found")
     given = overrides.model_dump(exclude_none=True, exclude_defaults=True)
     spec = apply_overrides(load_twin_spec(TWIN_MANIFESTS), **overrides.model_dump())
-    shown = ", ".join(f"{k}={v}" for k, v in given.items() if k != "time_scale")
+    # what the description does not already say
+    shown = ", ".join(
+        f"{k}={v}" for k, v in given.items() if k not in ("time_scale", "no_autoscaler")
+    )
     progress(
         f"loadgate: no --target: starting the local twin (time scale {spec.time_scale:g}"
         + (f", {shown}" if shown else "")
