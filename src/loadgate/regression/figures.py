@@ -127,8 +127,10 @@ def figures_of(scenario: Scenario) -> list[tuple[str, str]]:
 
 def calls_frame(samples: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """One row per call sent: scheduled time, class, OK, goodput (OK and within every per-call
-    bound of its class's SLO), latency / TTFT / ITL in ms (NaN where they do not apply), tokens."""
-    s = samples[samples["status"] != names.DROPPED]
+    bound of its class's SLO), latency / TTFT / ITL in ms (NaN where they do not apply), tokens.
+    CANCELLED calls are left out: only the generator cancels (at the end of a closed-loop run,
+    or when a run is stopped), so they say nothing about the stack."""
+    s = samples[~samples["status"].isin((names.DROPPED, names.CANCELLED))]
     kinds = {c.name: c.kind for c in scenario.classes}
     ok = (s["status"] == names.OK).to_numpy()
     stream = s["cls"].map(kinds).eq("llm_stream").to_numpy()

@@ -1,0 +1,113 @@
+"""Regression benchmarking on the real twin, through the commands a user runs.
+
+- compare: the same build twice says "no change" for every figure; a model whose decode is 25 %
+  slower (twin override decode_slowdown=1.25) is "regressed" in TTFT and ITL (and exits 1).
+- capacity: a closed-loop concurrency search on baseline and slowed twins; compare says the
+  capacity regressed.
+
+One model pod (8 decode slots) and a closed loop with more users than slots keep a steady queue
+in front of the slots, so TTFT (time waiting for a slot) scales with the decode time in every
+second of the run: the comparison is decided by the model, not by luck in a short run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from loadgate.cli import main
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+
+CLOSED = """
+name: regress-closed
+arrival: closed
+classes:
+  - {name: llm, model: llm, kind: llm_stream, weight: 7, max_tokens: 100, prompt_tokens: 128,
+     slo: {ttft_p99_ms: 1000}}
+  - {name: cv, model: cv, kind: cv, weight: 1, slo: {latency_p99_ms: 500}}
+phases: [{name: steady, duration_s: 12, users: 16, spawn_rate: 16}]
+closed: {wait_s: [0.05, 0.05]}
+"""
+
+
+def cli(args: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    return e.value.code, capsys.readouterr().out
+
+
+def verdicts(out: str) -> dict[str, str]:
+    return {f"{r['scope']}/{r['figure']}": r["verdict"] for r in json.loads(out)["rows"]}
+
+
+@pytest.mark.timeout(150)
+def test_same_build_twice_is_no_change_and_a_slower_model_regressed(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)  # the twin boots from fixtures/k8s
+    scenario = tmp_path / "closed.yaml"
+    scenario.write_text(CLOSED)
+    runs = {"a": [], "b": [], "slow": ["--twin-override", "decode_slowdown=1.25"]}
+    for name, extra in runs.items():
+        args = [
+            "run",
+            str(scenario),
+            "--out",
+            str(tmp_path / name),
+            "--twin-override",
+            "replicas=1",
+        ]
+        code, _ = cli(args + extra, capsys)
+        assert code == 0, name
+    code, out = cli(
+        ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--format", "json"], capsys
+    )
+    same = verdicts(out)
+    assert code == 0 and set(same.values()) == {"no change"}, same
+    code, out = cli(
+        ["compare", str(tmp_path / "a"), str(tmp_path / "slow"), "--format", "json"], capsys
+    )
+    slow = verdicts(out)
+    assert code == 1, slow
+    for fig in ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "goodput_per_s"):
+        assert slow[f"llm/{fig}"] == "regressed", (fig, slow)
+    assert slow["cv/latency_p50_ms"] == "no change"
+    itl = next(r for r in json.loads(out)["rows"] if r["figure"] == "itl_p50_ms")
+    assert itl["change"] == pytest.approx(0.25, abs=0.05)  # the decode step, 25 % longer
+
+
+CAPACITY = """
+name: capacity-closed
+arrival: closed
+classes:
+  - {name: llm, model: llm, kind: llm_stream, max_tokens: 100, prompt_tokens: 128,
+     slo: {ttft_p99_ms: 150}}
+phases: [{name: steady, duration_s: 5, users: 4}]
+capacity: {start: 8, max: 64, warmup_s: 2, measure_s: 6, repeats: 0}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_capacity_of_a_slower_model_is_lower(tmp_path, capsys, monkeypatch):
+    # 8 slots and users that never pause: users beyond 8 wait (users - 8) / 8 decode times for
+    # a slot, so the TTFT bound holds up to a user count that falls when decoding slows down.
+    monkeypatch.chdir(REPO)
+    scenario = tmp_path / "capacity.yaml"
+    scenario.write_text(CAPACITY)
+    results = {}
+    for name, extra in {"base": [], "slow": ["--twin-override", "decode_slowdown=1.25"]}.items():
+        args = ["capacity", str(scenario), "--out", str(tmp_path / name), "--format", "json"]
+        code, out = cli(args + ["--twin-override", "replicas=1", *extra], capsys)
+        assert code == 0, out
+        results[name] = json.loads(out)
+    base, slow = results["base"], results["slow"]
+    assert base["unit"] == "users" and base["complete"] and slow["complete"]
+    assert slow["capacity"] < base["capacity"]
+    assert (tmp_path / "base" / "capacity.html").read_text().count("data:image/png") == 2
+    code, out = cli(
+        ["compare", str(tmp_path / "base"), str(tmp_path / "slow"), "--format", "json"], capsys
+    )
+    assert verdicts(out) == {"capacity/capacity": "regressed"} and code == 1
