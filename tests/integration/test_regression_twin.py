@@ -7,7 +7,10 @@
 
 One model pod (8 decode slots) and a closed loop with more users than slots keep a steady queue
 in front of the slots, so TTFT (time waiting for a slot) scales with the decode time in every
-second of the run: the comparison is decided by the model, not by luck in a short run.
+second of the run: the comparison is decided by the model, not by luck in a short run. Only LLM
+streams: a CV call on the twin lasts ~6 ms, nearly all of it this shared machine's CPU, so its
+figures move between two runs with the neighbours' load, which one run a side cannot bound
+(docs/regression.md); the statistics for it are proved on synthetic runs (tests/unit).
 """
 
 from __future__ import annotations
@@ -26,12 +29,17 @@ CLOSED = """
 name: regress-closed
 arrival: closed
 classes:
-  - {name: llm, model: llm, kind: llm_stream, weight: 7, max_tokens: 100, prompt_tokens: 128,
+  - {name: llm, model: llm, kind: llm_stream, max_tokens: 100, prompt_tokens: 128,
      slo: {ttft_p99_ms: 1000}}
-  - {name: cv, model: cv, kind: cv, weight: 1, slo: {latency_p99_ms: 500}}
-phases: [{name: steady, duration_s: 12, users: 16, spawn_rate: 16}]
+phases:
+  - {name: warmup, duration_s: 2, users: 14, spawn_rate: 14}
+  - {name: steady, duration_s: 9, users: 14}
 closed: {wait_s: [0.05, 0.05]}
 """
+
+
+# One pod, and no autoscaler to raise it back to minReplicaCount mid-run.
+ONE_POD = ["--twin-override", "replicas=1", "--twin-override", "no_autoscaler"]
 
 
 def cli(args: list[str], capsys) -> tuple[int, str]:
@@ -51,15 +59,9 @@ def test_same_build_twice_is_no_change_and_a_slower_model_regressed(tmp_path, ca
     scenario.write_text(CLOSED)
     runs = {"a": [], "b": [], "slow": ["--twin-override", "decode_slowdown=1.25"]}
     for name, extra in runs.items():
-        args = [
-            "run",
-            str(scenario),
-            "--out",
-            str(tmp_path / name),
-            "--twin-override",
-            "replicas=1",
-        ]
-        code, _ = cli(args + extra, capsys)
+        code, _ = cli(
+            ["run", str(scenario), "--out", str(tmp_path / name), *ONE_POD, *extra], capsys
+        )
         assert code == 0, name
     code, out = cli(
         ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--format", "json"], capsys
@@ -71,11 +73,13 @@ def test_same_build_twice_is_no_change_and_a_slower_model_regressed(tmp_path, ca
     )
     slow = verdicts(out)
     assert code == 1, slow
-    for fig in ("ttft_p50_ms", "ttft_p99_ms", "itl_p50_ms", "itl_p99_ms", "goodput_per_s"):
+    # TTFT's median can sit between "a slot was free" and "waited for one": its p99 cannot
+    for fig in ("ttft_p99_ms", "itl_p50_ms", "latency_p99_ms", "goodput_per_s"):
         assert slow[f"llm/{fig}"] == "regressed", (fig, slow)
-    assert slow["cv/latency_p50_ms"] == "no change"
-    itl = next(r for r in json.loads(out)["rows"] if r["figure"] == "itl_p50_ms")
-    assert itl["change"] == pytest.approx(0.25, abs=0.05)  # the decode step, 25 % longer
+    assert slow["llm/error_rate"] == "no change"
+    rows = {r["figure"]: r for r in json.loads(out)["rows"] if r["scope"] == "llm"}
+    assert rows["itl_p50_ms"]["change"] == pytest.approx(0.25, abs=0.05)  # each decode step
+    assert rows["itl_p99_ms"]["change"] > 0.1  # its tail also carries this machine's hiccups
 
 
 CAPACITY = """
@@ -100,7 +104,7 @@ def test_capacity_of_a_slower_model_is_lower(tmp_path, capsys, monkeypatch):
     results = {}
     for name, extra in {"base": [], "slow": ["--twin-override", "decode_slowdown=1.25"]}.items():
         args = ["capacity", str(scenario), "--out", str(tmp_path / name), "--format", "json"]
-        code, out = cli(args + ["--twin-override", "replicas=1", *extra], capsys)
+        code, out = cli(args + [*ONE_POD, *extra], capsys)
         assert code == 0, out
         results[name] = json.loads(out)
     base, slow = results["base"], results["slow"]

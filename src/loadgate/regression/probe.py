@@ -29,12 +29,13 @@ from loadgate.platform.base import Platform
 from loadgate.regression import figures as F
 from loadgate.regression import stats
 from loadgate.regression.result import ClassPoint, Decision, Probe, SloCheck
+from loadgate.regression.rundir import WARMUP
 from loadgate.traffic.live import read_live
 from loadgate.traffic.runner import RunFailed, start_scenario
 from loadgate.traffic.scenario import CapacitySearch, Scenario, TrafficClass
 from loadgate.traffic.stacks import StackInfo, write_stack_info
 
-WARMUP, MEASURE = "warmup", "measure"
+MEASURE = "measure"
 BUDGET_MARGIN = 2.0  # a budget counts as spent at twice what the SLO allows (+ BUDGET_SLACK)
 BUDGET_SLACK = 5
 BACKLOG_WINDOW_S = 5.0

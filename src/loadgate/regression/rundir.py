@@ -32,6 +32,7 @@ from loadgate.traffic.stacks import read_stack_info
 TRAFFIC_SUMMARY = "traffic_summary.json"
 SCENARIO_FILE = "scenario.yaml"
 BASELINE_FILE = "baseline.json"
+WARMUP = "warmup"
 RunKind = Literal["traffic", "gate", "capacity"]
 TRAFFIC_FILES = (SAMPLES_FILE, TRAFFIC_SUMMARY, SCENARIO_FILE)
 MARKERS = (CAPACITY_FILE, SUMMARY_FILE, *TRAFFIC_FILES)
@@ -79,13 +80,17 @@ def _traffic(path: Path, phases: tuple[str, ...]) -> Run:
     if gen.get("stopped_early"):
         reasons.append("stopped before the end of its schedule")
     names = [p.name for p in sc.phases]
-    chosen = [n for n in names if not phases or n in phases]
+    # by default every phase but warm-up (not judged, like a capacity probe's)
+    chosen = [n for n in names if n in phases] if phases else [n for n in names if n != WARMUP]
+    chosen = chosen or names
     unknown = sorted(set(phases) - set(names))
     if unknown:
         raise UserError(f"{path}: no phase {', '.join(unknown)} (phases: {', '.join(names)})")
     first = names.index(chosen[0])
     if chosen != names[first : first + len(chosen)]:
-        raise UserError(f"--phase {', '.join(phases)}: the phases must follow each other")
+        raise UserError(
+            f"{path}: phases {', '.join(chosen)} do not follow each other (choose with --phase)"
+        )
     duration = sum(p.duration_s for p in sc.phases if p.name in chosen)
     picked = samples[samples["phase"].isin(chosen)]
     if picked.empty:
