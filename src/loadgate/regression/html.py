@@ -104,8 +104,12 @@ def capacity_plots(results: list[tuple[str, str, CapacityResult]]) -> list[dict]
         {(c.cls, c.figure, c.bound) for _, _, r in results for p in r.probes for c in p.checks}
     )
     if checks:
-        fig, axes = plt.subplots(1, len(checks), figsize=(3.6 * len(checks), 3.0), squeeze=False)
-        for ax, (cls, figure, bound) in zip(axes[0], checks, strict=True):
+        cols = min(3, len(checks))
+        rows = -(-len(checks) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(11, 2.6 * rows), squeeze=False)
+        for ax in axes.flat[len(checks) :]:
+            ax.set_visible(False)
+        for ax, (cls, figure, bound) in zip(axes.flat, checks, strict=False):
             for label, color, r in results:
                 pts = sorted(
                     (p.load, c)
@@ -131,8 +135,10 @@ def capacity_plots(results: list[tuple[str, str, CapacityResult]]) -> list[dict]
                 )
             ax.axhline(bound, color="#c0392b", linestyle="--", linewidth=1)
             ax.set_title(f"{cls} {figure} (bound {bound:g})", fontsize=8, loc="left")
-            ax.set_yscale("log")
+            if F.FIGURES[figure].relative:  # ms: log; a share (error rate) stays linear
+                ax.set_yscale("log")
             ax.grid(alpha=0.3)
+        fig.tight_layout()
         axes[0][0].legend(fontsize=7)
         out.append({"title": "SLO figures with their 95 % intervals", "png": to_png(fig)})
     return out
