@@ -83,14 +83,7 @@ def test_an_invalid_probe_ends_the_search_incomplete():
 
     def flaky(load: float) -> Probe:
         if load == 80:
-            return Probe(
-                load=load,
-                attempts=0,
-                verdict="invalid",
-                reason="generator fell behind 3 times",
-                run_dirs=[],
-                measured_s=0.0,
-            )
+            return Probe.invalid(load, "generator fell behind 3 times")
         return measure(load)
 
     found = search(flaky, CFG)

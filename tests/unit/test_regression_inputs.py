@@ -100,3 +100,36 @@ def test_stack_record_round_trips_and_names_what_must_match(tmp_path):
     (tmp_path / "stack.json").write_text("{")
     with pytest.raises(UserError, match="stack.json: not a loadgate stack record"):
         read_stack_info(tmp_path)
+
+
+def test_kubernetes_stack_from_loadgate_yaml_and_settling_on_its_pods(httpserver, tmp_path):
+    # The real kubernetes client against recorded API responses (as tests/unit/test_k8s_platform.py)
+    from test_k8s_platform import PODS, recorded, write_kubeconfig
+
+    from loadgate.gateconfig import TwinOverrides
+    from loadgate.regression.probe import settle
+    from loadgate.traffic.stacks import open_stack
+
+    kc = write_kubeconfig(tmp_path / "kc", httpserver.url_for("").rstrip("/"))
+    cfg = tmp_path / "loadgate.yaml"
+    cfg.write_text(
+        f"kubernetes: {{grpc_target: '127.0.0.1:18080', kubeconfig: '{kc}', "
+        "selector: app.kubernetes.io/name=modelserver}\n"
+    )
+    with open_stack(None, tmp_path / "run", TwinOverrides(), print, kubernetes_config=cfg) as st:
+        assert st.target == "127.0.0.1:18080" and st.info.kind == "kubernetes"
+        assert st.info.identity() == "kubernetes" and "namespace loadgate" in st.info.description
+        pods = recorded("pods.json")  # one pod of four is not ready: not settled
+        httpserver.expect_oneshot_request(PODS, method="GET").respond_with_json(pods)
+        assert settle(st.platform, timeout=0.0) is False
+        ready = dict(
+            pods, items=[p for p in pods["items"] if p["metadata"]["name"].endswith("4xk2p")]
+        )
+        httpserver.expect_oneshot_request(PODS, method="GET").respond_with_json(ready)
+        assert settle(st.platform, timeout=5.0) is True
+    cfg.write_text("stack: {kind: kubernetes}\n")
+    with (
+        pytest.raises(UserError, match="no 'kubernetes:' block"),
+        open_stack(None, tmp_path / "run", TwinOverrides(), print, kubernetes_config=cfg),
+    ):
+        pass

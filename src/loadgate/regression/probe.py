@@ -287,25 +287,12 @@ class Prober:
         while True:
             a = self._attempt(load, len(attempts) + len(invalid) + 1)
             if self.abort.is_set():
-                return Probe(
-                    load=load,
-                    attempts=0,
-                    verdict="invalid",
-                    reason="interrupted",
-                    run_dirs=[],
-                    measured_s=0.0,
-                )
+                return Probe.invalid(load, "interrupted")
             if not a.valid:
                 invalid.append(a.invalid_reason)
                 if len(invalid) > self.search.invalid_retries:
-                    return Probe(
-                        load=load,
-                        attempts=0,
-                        verdict="invalid",
-                        reason=f"generator fell behind {len(invalid)} times: {invalid[-1]}",
-                        run_dirs=[str(a.run_dir.relative_to(self.out_dir))],
-                        measured_s=0.0,
-                    )
+                    reason = f"generator fell behind {len(invalid)} times: {invalid[-1]}"
+                    return Probe.invalid(load, reason, [str(a.run_dir.relative_to(self.out_dir))])
                 self.say(f"  INVALID ({a.invalid_reason}): running it again")
                 continue
             attempts.append(a)

@@ -61,6 +61,18 @@ class Probe(_Model):
     classes: dict[str, ClassPoint] = {}
     checks: list[SloCheck] = []
 
+    @classmethod
+    def invalid(cls, load: float, reason: str, run_dirs: list[str] | None = None) -> Probe:
+        """A probe with no trustworthy attempt (generator behind, or interrupted)."""
+        return cls(
+            load=load,
+            attempts=0,
+            verdict="invalid",
+            reason=reason,
+            run_dirs=run_dirs or [],
+            measured_s=0.0,
+        )
+
     @property
     def passed(self) -> bool:
         """The bisection's view: every SLO figure within its bound (decided or not)."""

@@ -85,7 +85,11 @@ def open_stack(
 ) -> Iterator[RunStack]:
     """The stack a run drives; a twin booted here is stopped when the block ends."""
     if kubernetes_config is not None:
-        yield _kubernetes(kubernetes_config, target)
+        stack = _kubernetes(kubernetes_config, target)
+        try:
+            yield stack
+        finally:
+            stack.platform.close()
         return
     if target:
         yield RunStack(target, StackInfo(kind="target", target=target), None)
