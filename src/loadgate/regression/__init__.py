@@ -3,5 +3,5 @@ with honest statistics (`loadgate compare`), and named baselines (`loadgate base
 
 Modules: `stats` (pure statistics), `figures` (what is measured, defined once), `rundir` (run
 directories of every kind -> typed runs), `compare` (verdicts), `probe` and `capacity` (the SLO
-search), `baseline`, `text` and `html` (output), `cli`.
+search), `result` (capacity.json), `baseline`, `text` and `html` (output), `cli`.
 """

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
-import pandas as pd
 
 from loadgate import __version__
 from loadgate.regression import figures as F
@@ -199,13 +198,3 @@ def write_capacity(path: Path, r: CapacityResult) -> Path:
     )
     path.write_text(html)
     return path
-
-
-def frame_of(r: CapacityResult) -> pd.DataFrame:
-    """The curve as a table: one row per probe and class (for JSON/CSV consumers and tests)."""
-    rows = [
-        {"load": p.load, "verdict": p.verdict, "cls": cls, **pt.model_dump()}
-        for p in r.probes
-        for cls, pt in p.classes.items()
-    ]
-    return pd.DataFrame(rows)
