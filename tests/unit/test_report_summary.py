@@ -92,6 +92,10 @@ def test_cli_renders(tmp_path, capsys):
         main(["report", str(tmp_path / "missing")])
     assert e.value.code == 2
     assert "loadgate: error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["report", "compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    assert e.value.code == 2
+    assert "is now `loadgate compare BASELINE CANDIDATE`" in capsys.readouterr().err
 
 
 def test_report_of_an_empty_run_still_renders(tmp_path):

@@ -47,7 +47,22 @@ class Side(_Model):
     confidence: float | None  # achieved by the interval (order statistics can fall short)
 
 
-class Row(_Model):
+class Estimate(_Model):
+    """What one method says about one figure."""
+
+    baseline: Side | None
+    candidate: Side | None
+    change: float | None  # relative: fraction of the baseline; else a difference
+    change_lo: float | None = None  # its interval (one run a side)
+    change_hi: float | None = None
+    p: float | None = None
+    verdict: Verdict
+    note: str = ""
+
+
+class Row(Estimate):
+    """One figure of the comparison: which, how it was judged, and the estimate."""
+
     scope: str  # class name, "all", "gate:<gate>", or "capacity"
     figure: str
     unit: str
@@ -55,15 +70,7 @@ class Row(_Model):
     relative: bool
     gating: bool
     method: Method
-    baseline: Side | None
-    candidate: Side | None
-    change: float | None  # relative: fraction of the baseline; else a difference
-    change_lo: float | None = None
-    change_hi: float | None = None
-    p: float | None = None
     floor: float
-    verdict: Verdict
-    note: str = ""
 
     @property
     def key(self) -> str:
@@ -150,19 +157,6 @@ def _verdict(change: float | None, significant: bool, better: F.Better, floor: f
         return "no change"
     worse = change > 0 if better == "lower" else change < 0
     return "regressed" if worse else "improved"
-
-
-class Estimate(_Model):
-    """What one method says about one figure."""
-
-    baseline: Side | None
-    candidate: Side | None
-    change: float | None
-    change_lo: float | None = None
-    change_hi: float | None = None
-    p: float | None = None
-    verdict: Verdict
-    note: str = ""
 
 
 def across_runs(spec: F.FigureSpec, a: list[float], b: list[float], opts: Options) -> Estimate:

@@ -14,6 +14,11 @@ class _RenderByDefault(click.Group):
     """`loadgate report RUN_DIR` means `loadgate report render RUN_DIR`."""
 
     def resolve_command(self, ctx, args):
+        if args and args[0] == "compare":
+            raise UserError(
+                "`loadgate report compare` is now `loadgate compare BASELINE CANDIDATE` "
+                "(docs/regression.md)"
+            )
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["render", *args]
         return super().resolve_command(ctx, args)
