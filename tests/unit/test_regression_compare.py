@@ -222,3 +222,52 @@ def test_compare_runs_api_reports_identities(tmp_path, rng):
     c = compare_runs(base, cand, Options())
     assert c.comparable and c.baseline_identity.startswith("synthetic@")
     assert c.baseline_identity.endswith("on twin time_scale=0.1")
+
+
+def test_gate_figures_take_their_direction_from_the_threshold(tmp_path, capsys):
+    from loadgate.judge import check
+    from loadgate.report import Summary, write_summary
+
+    rng = np.random.default_rng(21)
+    for side, imbalance, rejected in (("base", 1.3, 0.20), ("cand", 1.5, 0.10)):
+        for i in range(5):
+            gates = [
+                check("balance", "imbalance_p95", imbalance * rng.lognormal(0, 0.02), "<=", 1.6),
+                check("fail_fast", "rejected_share", rejected * rng.lognormal(0, 0.02), ">=", 0.05),
+                check("fail_fast", "deadline_exceeded", 0.0, "==", 0.0),
+            ]
+            write_summary(
+                tmp_path / side / f"g{i}",
+                Summary(
+                    run_id=f"{side}{i}",
+                    scenario="gates: balance, fail_fast",
+                    stack="twin",
+                    gates=gates,
+                ),
+            )
+    code, out, _ = run_cli(
+        ["compare", str(tmp_path / "base"), str(tmp_path / "cand"), "--format", "json"], capsys
+    )
+    v = verdicts(out)
+    assert v == {
+        "gate:balance/imbalance_p95": "regressed",
+        "gate:fail_fast/rejected_share": "regressed",
+    }
+    assert code == 0  # gate figures do not gate unless chosen
+    args = ["compare", str(tmp_path / "base"), str(tmp_path / "cand"), "--gating", "gate:*"]
+    assert run_cli(args, capsys)[0] == 1
+
+
+def test_compare_page_draws_both_capacity_curves(tmp_path, capsys):
+    for name, r in {
+        "base": capacity_result(46, 45, 50),
+        "slow": capacity_result(36, 34, 40),
+    }.items():
+        (tmp_path / name).mkdir()
+        write_result(tmp_path / name, r)
+    page = tmp_path / "c.html"
+    run_cli(
+        ["compare", str(tmp_path / "base"), str(tmp_path / "slow"), "--html", str(page)], capsys
+    )
+    html = page.read_text()
+    assert "Capacity curve" in html and html.count("data:image/png;base64,") == 1
