@@ -219,3 +219,24 @@ def test_judge_pools_attempts_and_a_stopped_probe_is_saturated(tmp_path):
     )
     p = judge(20, [attempt(tmp_path, *a1, saturated="backlog growing")], sc, tmp_path, seed=1)
     assert p.verdict == "saturated" and not p.passed and p.decided
+
+
+def test_a_closed_loop_generator_that_stalled_is_not_trusted():
+    from loadgate.regression.health import longest_idle_s, stalled
+
+    closed = Scenario.model_validate(
+        {**SCENARIO, "arrival": "closed", "phases": [{"name": "s", "duration_s": 10, "users": 2}]}
+    )
+    busy = rows(100, 1000.0, 10.0, latency=0.15)  # always a call in flight
+    assert longest_idle_s(busy) == 0.0 and stalled(busy, closed) == ""
+    gap = pd.concat(
+        [
+            busy.iloc[:40],
+            busy.iloc[40:].assign(
+                **{c: busy.iloc[40:][c] + 5 for c in ("intended", "start", "first_byte", "end")}
+            ),
+        ]
+    )
+    assert longest_idle_s(gap) == pytest.approx(4.95)
+    assert stalled(gap, closed).startswith("generator stalled: no call in flight for 5.0 s")
+    assert stalled(gap, scenario()) == ""  # open loop: gaps between arrivals are the schedule's
