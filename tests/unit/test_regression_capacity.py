@@ -222,7 +222,8 @@ def test_judge_pools_attempts_and_a_stopped_probe_is_saturated(tmp_path):
 
 
 def test_a_closed_loop_generator_that_stalled_is_not_trusted():
-    from loadgate.regression.health import longest_idle_s, stalled
+    from loadgate.traffic.summary import closed_loop_stall as stalled
+    from loadgate.traffic.summary import longest_idle_s
 
     closed = Scenario.model_validate(
         {**SCENARIO, "arrival": "closed", "phases": [{"name": "s", "duration_s": 10, "users": 2}]}

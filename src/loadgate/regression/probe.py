@@ -28,7 +28,6 @@ from loadgate.errors import UserError
 from loadgate.platform.base import Platform
 from loadgate.regression import figures as F
 from loadgate.regression import stats
-from loadgate.regression.health import stalled
 from loadgate.regression.result import ClassPoint, Decision, Probe, SloCheck
 from loadgate.regression.rundir import WARMUP
 from loadgate.traffic.live import read_live
@@ -347,7 +346,6 @@ class Prober:
         duration = self.search.measure_s
         if saturated and len(measured):  # stopped early: the window is what was sent
             duration = max(float(measured["intended"].max()) - t0, 1.0)
-        stall = stalled(measured, sc)
         label = f"probe {self.index}: {load:g} {'calls/s' if sc.open_loop else 'users'}"
         self.say(
             f"{label} (attempt {attempt}) -> {run_dir}"
@@ -357,10 +355,7 @@ class Prober:
             run_dir=run_dir,
             calls=calls,
             window=F.Window(t0, duration),
-            valid=bool(gen["valid"]) and len(measured) > 0 and not stall,
-            invalid_reason="; ".join(
-                [*gen["invalid_reasons"], stall] if stall else gen["invalid_reasons"]
-            )
-            or "no call in the measure phase",
+            valid=bool(gen["valid"]) and len(measured) > 0,
+            invalid_reason="; ".join(gen["invalid_reasons"]) or "no call in the measure phase",
             saturated=saturated,
         )

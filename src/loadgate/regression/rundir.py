@@ -22,7 +22,6 @@ import pandas as pd
 from loadgate.errors import UserError
 from loadgate.judge.verdict import Verdict
 from loadgate.regression.figures import Window, calls_frame
-from loadgate.regression.health import stalled
 from loadgate.regression.result import CAPACITY_FILE, CapacityResult, read_result
 from loadgate.report.summary import SUMMARY_FILE, read_summary
 from loadgate.schema import read_samples
@@ -96,8 +95,6 @@ def _traffic(path: Path, phases: tuple[str, ...]) -> Run:
     picked = samples[samples["phase"].isin(chosen)]
     if picked.empty:
         raise UserError(f"{path}: no calls in phase(s) {', '.join(chosen)}")
-    if stall := stalled(picked, sc):
-        reasons.append(stall)
     stack = read_stack_info(path)
     return Run(
         path=path,

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from loadgate.traffic.scenario import Scenario
 
 REJECTED = "UNAVAILABLE"  # what a proxy's circuit breaker answers (fail fast)
+MIN_IDLE_S = 1.0  # closed loop: no call in flight for longer than this (and the think time)
 
 
 def _q(s: pd.Series, q: float) -> float | None:
@@ -46,6 +48,29 @@ def class_figures(df: pd.DataFrame, duration_s: float) -> dict:
         "itl_p50_s": _q(ok["itl_p50"], 0.5) if "itl_p50" in ok else None,
         "itl_max_p99_s": _q(ok["itl_max"], 0.99) if "itl_max" in ok else None,
     }
+
+
+def longest_idle_s(df: pd.DataFrame) -> float:
+    """The longest span, between the first send and the last end, with no call in flight."""
+    if len(df) < 2:
+        return 0.0
+    order = np.argsort(df["start"].to_numpy(), kind="stable")
+    start = df["start"].to_numpy()[order]
+    busy_until = np.maximum.accumulate(df["end"].to_numpy()[order])
+    return float(max(0.0, np.max(start[1:] - busy_until[:-1])))
+
+
+def closed_loop_stall(df: pd.DataFrame, scenario: Scenario) -> str:
+    """Closed-loop users start each call when they choose (intended == start), so a generator
+    that froze shows no send lag: it sends nothing. With users running some call is always in
+    flight but for their think time; a longer idle span is the generator's pause."""
+    if scenario.open_loop or any(p.users == 0 for p in scenario.phases):
+        return ""
+    think = max(scenario.closed.wait_s)
+    idle = longest_idle_s(df)
+    if idle > max(MIN_IDLE_S, 2 * think):
+        return f"generator stalled: no call in flight for {idle:.1f} s (users think <= {think:g} s)"
+    return ""
 
 
 def generator_health(
@@ -85,6 +110,8 @@ def generator_health(
                 f"{len(cut)} of {len(workers)} generator processes stopped before the end of "
                 f"their schedule ({', '.join(cut)})"
             )
+    if stall := closed_loop_stall(df, scenario):
+        reasons.append(stall)
     if unfinished:
         reasons.append(f"{unfinished} calls without a row")
     finals, streams = generator.get("finals"), generator.get("streams")
