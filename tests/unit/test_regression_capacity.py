@@ -60,6 +60,15 @@ def test_undecided_probes_steer_the_bisection_but_widen_the_interval():
     # the bracket narrows on point verdicts; the interval keeps to decided probes
     assert found.lo <= 0.88 * 47 + 1e-9 and found.hi >= 1.12 * 47 - 1e-9
     assert found.lo <= found.capacity <= found.hi and 40 <= found.capacity <= 52
+    # ... and the search steps out (one tolerance at a time) until both ends are decided
+    assert found.hi <= 47 * 1.12 * 1.1**2 and found.lo >= 47 * 0.88 / 1.1**2
+
+
+def test_an_undecided_end_is_closed_by_probing_one_step_further():
+    measure, loads = fake_stack(12.0, margin=0.05)  # 12 users: right on the bound, undecided
+    found = search(measure, CapacitySearch(start=12, max=64), integer=True)
+    assert loads[0] == 12 and 13 in loads and found.hi == 13
+    assert found.lo == 11 and found.capacity == 12
 
 
 def test_a_failing_start_halves_down_and_none_passing_is_said():

@@ -20,6 +20,7 @@ from loadgate.traffic.scenario import CapacitySearch
 from loadgate.traffic.stacks import StackInfo
 
 MAX_HALVINGS = 4
+CLOSE_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,27 @@ def search(
             lo = load
         else:
             hi = load
-    note = f"capacity >= max ({cfg.max:g})" if hi is None else ""
-    return _found(probes, True, note)
+    if hi is None:
+        return _found(probes, True, f"capacity >= max ({cfg.max:g})")
+    for end, step, decided in ((hi, +1, False), (lo, -1, True)):
+        load = end
+        for _ in range(CLOSE_TRIES):
+            near = [x.load for x in probes if x.decided and x.passed == decided]
+            if any(min(end, load) <= x <= max(end, load) for x in near):
+                break
+            load = _step(load, step, cfg, integer)
+            if not 0 < load <= cfg.max or any(x.load == load for x in probes):
+                break
+            if probe(load) is None:
+                return _found(probes, False, f"probe at {load:g} was invalid: {probes[-1].reason}")
+    return _found(probes, True, "")
+
+
+def _step(load: float, direction: int, cfg: CapacitySearch, integer: bool) -> float:
+    """The next load one step out: one user, or one tolerance."""
+    if integer:
+        return load + direction
+    return round(load * (1 + cfg.tolerance) ** direction, 3)
 
 
 def _found(probes: list[Probe], complete: bool, note: str) -> Found:
