@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from loadgate import __version__
 from loadgate.errors import UserError
+from loadgate.regression import BASELINES_DIR
 from loadgate.regression.result import CAPACITY_FILE
 from loadgate.regression.rundir import (
     BASELINE_FILE,
@@ -30,7 +31,6 @@ from loadgate.report.summary import SUMMARY_FILE
 from loadgate.traffic.recorder import GENERATOR_FILE, SAMPLES_FILE, TOKEN_GAPS_FILE
 from loadgate.traffic.stacks import STACK_FILE
 
-BASELINES_DIR = Path("baselines")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 KEEP = (
     SAMPLES_FILE,

@@ -17,10 +17,22 @@ import click
 
 from loadgate.config import validate
 from loadgate.errors import UserError
+from loadgate.regression import BASELINES_DIR
 from loadgate.traffic.cli import new_run_id, twin_override_option
 from loadgate.traffic.scenario import CapacitySearch, load_scenario
 
 FORMATS = click.Choice(["table", "json"])
+
+
+def baselines_option(*decls: str):
+    """Where named baselines live."""
+    return click.option(
+        *decls,
+        type=click.Path(file_okay=False, path_type=Path),
+        default=BASELINES_DIR,
+        show_default=True,
+        help="the directory of named baselines",
+    )
 
 
 def _echo(line: str) -> None:
@@ -186,12 +198,7 @@ def _paths(arg: str, root: Path) -> list[Path]:
 @click.option(
     "--phase", multiple=True, help="judge only these phases of traffic runs (consecutive)"
 )
-@click.option(
-    "--baselines-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("baselines"),
-    show_default=True,
-)
+@baselines_option("--baselines-dir")
 def compare(
     baseline: str,
     candidate: str,
@@ -242,13 +249,7 @@ def baseline() -> None:
 @baseline.command(name="save")
 @click.argument("name")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option(
-    "--dir",
-    "root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("baselines"),
-    show_default=True,
-)
+@baselines_option("--dir", "root")
 @click.option("--force", is_flag=True, help="replace a baseline of that name")
 def save(name: str, runs: tuple[Path, ...], root: Path, force: bool) -> None:
     """Copy RUNS (run directories, or directories of runs) into DIR/NAME."""
@@ -260,13 +261,7 @@ def save(name: str, runs: tuple[Path, ...], root: Path, force: bool) -> None:
 
 
 @baseline.command(name="list")
-@click.option(
-    "--dir",
-    "root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("baselines"),
-    show_default=True,
-)
+@baselines_option("--dir", "root")
 def list_(root: Path) -> None:
     """The baselines in DIR."""
     from loadgate.regression.baseline import listing
