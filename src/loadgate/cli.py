@@ -24,7 +24,18 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("loadgate.traffic.cli", "run", "Drive a scenario's traffic and record samples."),
     "worker": ("loadgate.traffic.cli", "worker", "Send a scenario's load for a remote master."),
     "gameday": ("loadgate.chaos.cli", "gameday", "Run a Chaos Toolkit experiment under load."),
-    "report": ("loadgate.report.cli", "report", "Render or compare run reports."),
+    "report": ("loadgate.report.cli", "report", "Render a run's report.html again."),
+    "capacity": (
+        "loadgate.regression.cli",
+        "capacity",
+        "Find the highest load at which every class meets its SLOs.",
+    ),
+    "compare": (
+        "loadgate.regression.cli",
+        "compare",
+        "Compare runs against a baseline, figure by figure, beyond noise.",
+    ),
+    "baseline": ("loadgate.regression.cli", "baseline", "Save runs as a named baseline."),
     "lint": ("loadgate.lint.cli", "lint", "Check Kubernetes manifests against the architecture."),
 }
 

@@ -45,6 +45,7 @@ class TwinOverrides(StrictModel):
     restart_delay: float | None = Field(None, ge=0)
     time_scale: float | None = Field(None, gt=0)
     token_chunk: int | None = Field(None, ge=1)
+    decode_slowdown: float | None = Field(None, gt=0)  # 1.25 = each decode step 25 % longer
 
 
 class Stack(StrictModel):

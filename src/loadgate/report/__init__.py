@@ -1,4 +1,4 @@
-"""Run output: summary.json, a self-contained report.html, and comparison of two runs."""
+"""Run output: summary.json and a self-contained report.html."""
 
 from loadgate.report.html import write_report
 from loadgate.report.summary import Summary, read_summary, write_summary

@@ -1,5 +1,5 @@
-"""`loadgate report RUN_DIR` re-renders report.html from a run directory;
-`loadgate report compare RUN_A RUN_B` prints two runs' figures side by side."""
+"""`loadgate report RUN_DIR` re-renders report.html from a run directory. (Comparing runs is
+`loadgate compare`, loadgate.regression.)"""
 
 from __future__ import annotations
 
@@ -14,6 +14,11 @@ class _RenderByDefault(click.Group):
     """`loadgate report RUN_DIR` means `loadgate report render RUN_DIR`."""
 
     def resolve_command(self, ctx, args):
+        if args and args[0] == "compare":
+            raise UserError(
+                "`loadgate report compare` is now `loadgate compare BASELINE CANDIDATE` "
+                "(docs/regression.md)"
+            )
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["render", *args]
         return super().resolve_command(ctx, args)
@@ -21,8 +26,8 @@ class _RenderByDefault(click.Group):
 
 @click.group(cls=_RenderByDefault)
 def report() -> None:
-    """Render a run's report.html (loadgate report RUN_DIR) or compare two runs
-    (loadgate report compare RUN_A RUN_B)."""
+    """Render a run's report.html again (loadgate report RUN_DIR). To compare runs, use
+    `loadgate compare BASELINE CANDIDATE`."""
 
 
 def _read_frame(path: Path, reader, empty):
@@ -52,15 +57,3 @@ def render(run_dir: Path) -> None:
     click.echo(f"rendering {run_dir} ({len(samples)} samples, {len(timeline)} timeline rows)...")
     out = write_report(run_dir, summary, samples, timeline)
     click.echo(str(out))
-
-
-@report.command("compare")
-@click.argument("run_a", type=click.Path(path_type=Path))
-@click.argument("run_b", type=click.Path(path_type=Path))
-def compare_cmd(run_a: Path, run_b: Path) -> None:
-    """Print each gate's figure in RUN_A and RUN_B (run directories or summary.json files)."""
-    from loadgate.report.compare import compare, format_table
-    from loadgate.report.summary import read_summary
-
-    a, b = read_summary(run_a), read_summary(run_b)
-    click.echo(format_table(a, b, compare(a, b)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
 import signal
@@ -21,8 +20,12 @@ from loadgate.traffic.runner import (
     worker_command,
 )
 from loadgate.traffic.scenario import load_scenario
-
-TWIN_MANIFESTS = Path("fixtures/k8s")
+from loadgate.traffic.stacks import (
+    open_stack,
+    twin_overrides,
+    write_proxy_records,
+    write_stack_info,
+)
 
 
 def new_run_id() -> str:
@@ -34,37 +37,15 @@ def _echo(line: str) -> None:
     click.echo(line, err=True)
 
 
-@contextlib.contextmanager
-def _target(target: str | None, out_dir: Path, time_scale: float | None):
-    """(gRPC target, stack kind, the booted twin or None): the given target, or a twin booted
-    for this run (and stopped after it)."""
-    if target:
-        yield target, "target", None
-        return
-    from loadgate.twin.boot import boot_twin, twin_spec
-
-    if not TWIN_MANIFESTS.is_dir():
-        raise UserError(f"no --target given and {TWIN_MANIFESTS}/ (the twin's manifests) not found")
-    spec = twin_spec(TWIN_MANIFESTS, time_scale=time_scale)
-    _echo(f"loadgate: no --target: starting the local twin (time scale {spec.time_scale})")
-    with boot_twin(spec, out_dir / "twin", progress=_echo) as twin:
-        yield twin.grpc_target, "twin", twin
-
-
-def _write_proxy_records(twin, out_dir: Path, samples) -> dict:
-    """The twin's Envoy access log of this run as proxy.parquet, and how it joins the samples
-    (each call's proxy record by request id)."""
-    from loadgate.observe.envoy_access import AccessLogTail, join_proxy
-    from loadgate.schema import write_proxy
-
-    proxy = AccessLogTail(twin.access_log).read()
-    write_proxy(proxy, out_dir / "proxy.parquet")
-    joined = join_proxy(samples, proxy)
-    return {
-        "records": len(proxy),
-        "joined": int(joined["proxy_start"].notna().sum()),
-        "flags": {str(k): int(v) for k, v in proxy["flags"].value_counts().items() if k},
-    }
+def twin_override_option():
+    return click.option(
+        "--twin-override",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="override a twin setting booted without --target (the `loadgate twin up` flag "
+        "names: lb, replicas, max_requests, no_autoscaler, ready_max_queue, token_chunk, "
+        "decode_slowdown, ...); repeatable",
+    )
 
 
 def processes_option(help_text: str):
@@ -86,9 +67,9 @@ def processes_option(help_text: str):
 @click.option(
     "--twin-time-scale",
     type=float,
-    default=0.1,
-    show_default=True,
-    help="simulated-time factor of the twin booted without --target (1 = real model timings)",
+    default=None,
+    help="simulated-time factor of the twin booted without --target (default 0.2, as every "
+    "command that boots a twin; 1 = real model timings)",
 )
 @click.option(
     "--expect-workers",
@@ -102,15 +83,17 @@ def processes_option(help_text: str):
     metavar="HOST:PORT",
     help="where the master listens for workers (with --expect-workers)",
 )
+@twin_override_option()
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON on stdout")
 def run(
     scenario: Path,
     target: str | None,
     processes: int,
     out: Path | None,
-    twin_time_scale: float,
+    twin_time_scale: float | None,
     expect_workers: int | None,
     master_bind: str,
+    twin_override: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Drive SCENARIO's traffic at a gRPC KServe v2 target and record one row per request.
@@ -128,16 +111,20 @@ def run(
         host, port = _host_port(master_bind, "--master-bind", default_port=5557)
         remote = RemoteWorkers(expect_workers, host, port)
     out_dir = out or Path("reports") / new_run_id()
-    with _target(target, out_dir, twin_time_scale) as (addr, kind, twin):
+    overrides = twin_overrides(twin_override, twin_time_scale)
+    with open_stack(target, out_dir, overrides, _echo) as stack:
+        write_stack_info(out_dir, stack.info)
         try:
             result = run_scenario(
-                sc, addr, out_dir, processes=processes, progress=_echo, remote=remote
+                sc, stack.target, out_dir, processes=processes, progress=_echo, remote=remote
             )
         except RunFailed as e:
             raise UserError(str(e)) from None
-    if twin is not None:  # read once the twin is down: Envoy flushes its log on the way out
-        result.summary["proxy"] = _write_proxy_records(twin, out_dir, result.samples)
-    result.summary["stack"] = kind
+    result.summary["stack"] = stack.info.kind
+    if stack.twin is not None:  # read once the twin is down: Envoy flushes its log on the way out
+        result.summary["proxy"] = write_proxy_records(
+            stack.twin.access_log, out_dir, result.samples
+        )
     (out_dir / "traffic_summary.json").write_text(json.dumps(result.summary, indent=2))
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))

@@ -358,7 +358,7 @@ def run_scenario(
             f"{scenario.duration_s:.0f}s) -> {target}, {where}, out {handle.out_dir}"
         )
     event = stop_event or threading.Event()
-    with _stop_on_signals(event, progress):
+    with stop_on_signals(event, progress):
         try:
             return handle.wait(progress, event)
         finally:
@@ -368,7 +368,7 @@ def run_scenario(
 
 
 @contextlib.contextmanager
-def _stop_on_signals(event: threading.Event, progress: Progress | None):
+def stop_on_signals(event: threading.Event, progress: Progress | None):
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -1,4 +1,5 @@
-"""Scenario YAML: traffic classes, arrival model, phases, generator limits, client settings.
+"""Scenario YAML: traffic classes (with their SLOs), arrival model, phases, generator limits,
+client settings, and how `loadgate capacity` searches it.
 
 `load_scenario(path)` is the one entry point; errors name the file and the key path.
 """
@@ -20,6 +21,17 @@ Arrival = Literal["closed", "constant", "poisson"]
 OPEN_LOOP: tuple[str, ...] = ("constant", "poisson")
 
 
+class Slo(StrictModel):
+    """A class's service-level objectives, in milliseconds of wall-clock time as measured (on the
+    twin that is after its time_scale). Each `*_p99_ms` is both a per-call bound (a call slower
+    than it is not goodput) and a limit on the class's p99 over successful calls."""
+
+    ttft_p99_ms: float | None = Field(None, gt=0)  # time to first token, from the scheduled send
+    itl_p99_ms: float | None = Field(None, gt=0)  # a call's mean gap per token after the first
+    latency_p99_ms: float | None = Field(None, gt=0)  # end-to-end, from the scheduled send
+    error_rate_max: float = Field(0.01, ge=0, le=1)  # share of calls not OK (rejections count)
+
+
 class TrafficClass(StrictModel):
     name: str = Field(min_length=1)
     model: str = Field(min_length=1)
@@ -33,6 +45,7 @@ class TrafficClass(StrictModel):
     profile: Profile = "loadgate"
     token_count: Literal["reported", "responses"] = "reported"
     sampling: dict[str, bool | int | float | str] = Field(default_factory=dict)
+    slo: Slo | None = None  # what `loadgate capacity` holds the class to; goodput counts it
 
     @model_validator(mode="after")
     def _profile_fits(self) -> TrafficClass:
@@ -47,6 +60,14 @@ class TrafficClass(StrictModel):
         if self.profile == "tensorrtllm":
             for key, value in self.sampling.items():
                 _check_trtllm_setting(key, value)
+        return self
+
+    @model_validator(mode="after")
+    def _slo_fits_kind(self) -> TrafficClass:
+        if self.slo is not None and self.kind != "llm_stream":
+            for key in ("ttft_p99_ms", "itl_p99_ms"):
+                if getattr(self.slo, key) is not None:
+                    raise ValueError(f"slo.{key}: only llm_stream classes stream tokens")
         return self
 
 
@@ -109,6 +130,25 @@ class Closed(StrictModel):
     wait_s: tuple[float, float] = (0.0, 0.0)  # closed-loop users wait between(min, max)
 
 
+class CapacitySearch(StrictModel):
+    """How `loadgate capacity` searches this scenario (flags override each key). The load is the
+    open-loop rate (calls/s), or the number of users for `arrival: closed`."""
+
+    start: float = Field(10.0, gt=0)  # first probe; doubled until a probe fails
+    max: float = Field(1000.0, gt=0)  # never probe above this
+    tolerance: float = Field(0.1, gt=0, lt=1)  # stop when the bracket's hi/lo <= 1 + tolerance
+    warmup_s: float = Field(5.0, ge=0)  # per probe, at the probe's load, not judged
+    measure_s: float = Field(15.0, gt=0)  # per probe, judged
+    repeats: int = Field(1, ge=0, le=5)  # extra runs of a probe whose verdict is not decided
+    invalid_retries: int = Field(2, ge=0, le=5)  # extra runs of a probe whose generator fell behind
+
+    @model_validator(mode="after")
+    def _start_below_max(self) -> CapacitySearch:
+        if self.start > self.max:
+            raise ValueError(f"start ({self.start:g}) must not exceed max ({self.max:g})")
+        return self
+
+
 class Scenario(StrictModel):
     name: str = Field(min_length=1)
     description: str = ""
@@ -118,6 +158,7 @@ class Scenario(StrictModel):
     generator: Generator = Field(default_factory=Generator)
     client: Client = Field(default_factory=Client)
     closed: Closed = Field(default_factory=Closed)
+    capacity: CapacitySearch | None = None  # None: CapacitySearch's defaults
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from loadgate.traffic.scenario import Scenario
 
 REJECTED = "UNAVAILABLE"  # what a proxy's circuit breaker answers (fail fast)
 ERROR_MESSAGES = 20  # distinct error messages listed per class; the rest are counted together
+MIN_IDLE_S = 1.0  # closed loop: no call in flight for longer than this (and the think time)
 
 
 def _q(s: pd.Series, q: float) -> float | None:
@@ -67,6 +69,29 @@ def error_messages(df: pd.DataFrame, limit: int = ERROR_MESSAGES) -> list[dict]:
     return out
 
 
+def longest_idle_s(df: pd.DataFrame) -> float:
+    """The longest span, between the first send and the last end, with no call in flight."""
+    if len(df) < 2:
+        return 0.0
+    order = np.argsort(df["start"].to_numpy(), kind="stable")
+    start = df["start"].to_numpy()[order]
+    busy_until = np.maximum.accumulate(df["end"].to_numpy()[order])
+    return float(max(0.0, np.max(start[1:] - busy_until[:-1])))
+
+
+def closed_loop_stall(df: pd.DataFrame, scenario: Scenario) -> str:
+    """Closed-loop users start each call when they choose (intended == start), so a generator
+    that froze shows no send lag: it sends nothing. With users running some call is always in
+    flight but for their think time; a longer idle span is the generator's pause."""
+    if scenario.open_loop or any(p.users == 0 for p in scenario.phases):
+        return ""
+    think = max(scenario.closed.wait_s)
+    idle = longest_idle_s(df)
+    if idle > max(MIN_IDLE_S, 2 * think):
+        return f"generator stalled: no call in flight for {idle:.1f} s (users think <= {think:g} s)"
+    return ""
+
+
 def generator_health(
     df: pd.DataFrame, scenario: Scenario, generator: dict, duration_s: float
 ) -> dict:
@@ -104,6 +129,8 @@ def generator_health(
                 f"{len(cut)} of {len(workers)} generator processes stopped before the end of "
                 f"their schedule ({', '.join(cut)})"
             )
+    if stall := closed_loop_stall(df, scenario):
+        reasons.append(stall)
     if unfinished:
         reasons.append(f"{unfinished} calls without a row")
     finals, streams = generator.get("finals"), generator.get("streams")

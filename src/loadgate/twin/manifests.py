@@ -332,6 +332,20 @@ LB_OVERRIDES = {
 }
 
 
+def _slower_decode(args: list[str], factor: float) -> list[str]:
+    """The pods' extra flags with --decode-step-ms multiplied by `factor` (the manifest's value,
+    else the model server's default); the model server takes the last occurrence of a flag."""
+    from loadgate.modelserver.config import ServerConfig
+
+    step = ServerConfig().decode_step_ms
+    for i, a in enumerate(args):
+        if a == "--decode-step-ms" and i + 1 < len(args):
+            step = float(args[i + 1])
+        elif a.startswith("--decode-step-ms="):
+            step = float(a.partition("=")[2])
+    return [*args, "--decode-step-ms", f"{step * factor:g}"]
+
+
 def apply_overrides(
     spec: TwinSpec,
     *,
@@ -346,11 +360,13 @@ def apply_overrides(
     health_check_interval: float | None = None,
     num_retries: int | None = None,
     llm_profile: str | None = None,
+    decode_slowdown: float | None = None,
 ) -> TwinSpec:
     """The one override path shared by the CLI flags and tests. None leaves a value as the
     manifests say. Envoy's settings (lb, max_requests — 0 lifts the breaker —, the health-check
     interval, the route's retries) are edits of the Envoy bootstrap itself; ready_max_queue=0
-    turns the model server's readiness rule off."""
+    turns the model server's readiness rule off; decode_slowdown=1.25 makes each simulated
+    decode step 25 % longer (a slower build, for regression tests)."""
     upd: dict[str, Any] = {}
     if lb is not None and lb.lower().replace("-", "_") not in LB_OVERRIDES:
         raise UserError(f"--lb: expected one of {', '.join(LB_OVERRIDES)}, got {lb!r}")
@@ -392,11 +408,18 @@ def apply_overrides(
         upd["time_scale"] = time_scale
     if token_chunk is not None:
         upd["token_chunk"] = token_chunk
+    args = list(spec.modelserver_args)
+    if decode_slowdown is not None:
+        if not decode_slowdown > 0:
+            raise UserError(f"--decode-slowdown: must be > 0, got {decode_slowdown}")
+        args = _slower_decode(args, decode_slowdown)
     if no_autoscaler:
         upd["autoscaler"] = None
     if llm_profile is not None:
         # The pods pose as that Triton backend (as the Deployment's container args would say).
-        upd["modelserver_args"] = [*spec.modelserver_args, "--llm-profile", llm_profile]
+        args += ["--llm-profile", llm_profile]
+    if args != spec.modelserver_args:
+        upd["modelserver_args"] = args
     data = spec.model_dump()
     data.update({k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in upd.items()})
     return validate(TwinSpec, data, "overrides")
