@@ -6,6 +6,7 @@ import io
 import itertools
 
 import matplotlib.image as mpimg
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -110,3 +111,11 @@ def test_every_figure_is_full_width_with_legible_legends():
     png = mpimg.imread(io.BytesIO(base64.b64decode(plots.to_png(fig))), format="png")
     assert png.shape[:2] == (390, 1360)
     assert ax.get_window_extent().width == plots.AXIS_PX
+
+
+def test_latency_lines_bridge_sparse_windows_but_not_pauses():
+    nan = float("nan")
+    s = pd.Series([nan, 1, nan, 3, nan, nan, nan, 7, nan, nan, 10, nan])
+    got = plots.bridged(s).tolist()
+    assert got[1:4] == [1, 2, 3] and got[7:11] == [7, 8, 9, 10]
+    assert all(x != x for x in got[4:7] + [got[0], got[-1]])  # a pause, and the run's ends

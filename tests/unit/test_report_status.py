@@ -32,7 +32,7 @@ def test_fail_first_then_invalid_then_pass_in_gate_order():
         ("PASS", "failed_elsewhere"),
     ]
     assert headline(verdicts()) == "2 of 5 figures FAIL, 1 INVALID, 2 PASS"
-    assert headline(verdicts()[:1]) == "1 of 1 figures PASS"
+    assert headline(verdicts()[:1]) == "1 of 1 figure PASS"
 
 
 def test_rows_say_what_was_measured_against_what_and_why_invalid():

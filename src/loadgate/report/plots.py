@@ -88,12 +88,12 @@ def latency_plot(samples, lay, window) -> str:
     grid = lay.t0 + np.arange(0.0, lay.duration + window, window)
     for i, (cls, g) in enumerate(p.groupby("cls", sort=True)):
         c = f"C{i}"
-        # windows without an OK call are gaps in the line (e.g. between gates), not joined
+        # a stretch without OK calls (e.g. between gates) is a gap in the line, not joined
         g = g.set_index(np.round((g["time"] - lay.t0) / window).astype(int))
         g = g.reindex(range(len(grid)))
         x = grid - lay.t0 + window / 2
-        ax.plot(x, g["p99"], color=c, linewidth=1.6)
-        ax.plot(x, g["p50"], color=c, linestyle="--", linewidth=1)
+        ax.plot(x, bridged(g["p99"]), color=c, linewidth=1.6)
+        ax.plot(x, bridged(g["p50"]), color=c, linestyle="--", linewidth=1)
         handles.append(Line2D([], [], color=c, linewidth=2.5, label=str(cls)))
     handles += [
         Line2D([], [], color="#333", linewidth=1.6, label="p99"),
@@ -102,6 +102,14 @@ def latency_plot(samples, lay, window) -> str:
     ax.set_yscale("log")
     legend(ax, handles)
     return to_png(fig)
+
+
+def bridged(s: pd.Series, max_gap: int = 2) -> pd.Series:
+    """Runs of at most `max_gap` missing windows interpolated (a class too sparse for every
+    window); longer runs stay missing."""
+    missing = s.isna()
+    run = missing.groupby((~missing).cumsum()).transform("sum")
+    return s.where(~(missing & (run <= max_gap)), s.interpolate(limit_area="inside"))
 
 
 def inflight_plot(

@@ -33,10 +33,9 @@ def headline(verdicts: list[Verdict]) -> str:
         return "no gates were evaluated"
     n = Counter(v.status for v in verdicts)
     parts = [f"{n[s]} {s}" for s in ("FAIL", "INVALID", "PASS") if n[s]]
-    first = parts[0].split(" ", 1)
-    return f"{first[0]} of {len(verdicts)} figures {first[1]}" + "".join(
-        f", {p}" for p in parts[1:]
-    )
+    count, status = parts[0].split(" ", 1)
+    noun = "figure" if len(verdicts) == 1 else "figures"
+    return f"{count} of {len(verdicts)} {noun} {status}" + "".join(f", {p}" for p in parts[1:])
 
 
 def _json(path: Path) -> dict[str, Any] | None:
