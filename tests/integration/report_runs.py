@@ -134,7 +134,7 @@ SECOND_BOOT = [
 ]
 
 
-def gate_session(seed: int = 7) -> tuple[Summary, pd.DataFrame, pd.DataFrame]:
+def gate_session(seed: int = 3) -> tuple[Summary, pd.DataFrame, pd.DataFrame]:
     rng = np.random.default_rng(seed)
     boot1 = [Pod(f"modelserver-7c9d5-a{i}x", f"127.0.0.1:4100{i}", -9.0) for i in (1, 2, 3)]
     boot1[0].ready_until = boot1[1].ready_until = boot1[2].ready_until = 100.0

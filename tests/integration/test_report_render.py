@@ -204,6 +204,8 @@ def test_events_are_listed_below_the_first_plot(runs, pages):
     texts = [e["text"] for e in m["events"]]
     assert any("pod killed modelserver-7c9d5-b2q" in t and "SIGKILL" in t for t in texts)
     assert any("not ready modelserver-7c9d5-a2x" in t for t in texts)
+    # the pod-kill gate's victim, known from the twin's record alone, is marked in the pods table
+    assert [k["text"].split()[0] for k in m["killed"]] == ["modelserver-7c9d5-b2q"]
 
 
 def test_a_kill_gameday_names_and_marks_the_killed_pod(runs, pages):
