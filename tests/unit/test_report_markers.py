@@ -108,7 +108,7 @@ def test_every_figure_is_full_width_with_legible_legends():
     fig.canvas.draw()
     leg = ax.get_legend().get_window_extent(fig.canvas.get_renderer())
     assert leg.x1 <= fig.bbox.x1 and leg.x0 >= ax.get_window_extent().x1  # beside, not over
-    png = mpimg.imread(io.BytesIO(base64.b64decode(plots.to_png(fig))), format="png")
+    png = mpimg.imread(io.BytesIO(base64.b64decode(plots.fixed_png(fig))), format="png")
     assert png.shape[:2] == (390, 1360)
     assert ax.get_window_extent().width == plots.AXIS_PX
 

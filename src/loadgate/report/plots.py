@@ -29,12 +29,25 @@ FONT_PT = 10
 LEGEND_PT = 10
 
 
-def to_png(fig) -> str:
+def to_png(fig, tight: bool = True, dpi: float = 80.0) -> str:
+    """The figure as base64 PNG, closed. tight: cropped to what is drawn (the regression pages);
+    the report's plots keep their fixed canvas, so every time axis sits at the same pixels."""
     buf = io.BytesIO()
-    # a fixed canvas (no tight bbox): every plot's time axis sits at the same pixels
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    # no Software metadata: nothing in the file points anywhere
+    fig.savefig(
+        buf,
+        format="png",
+        dpi=dpi,
+        bbox_inches="tight" if tight else None,
+        metadata={"Software": None},
+    )
     plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def fixed_png(fig) -> str:
+    """A report plot on its fixed canvas (SIZE at DPI: 1360 x 390 px)."""
+    return to_png(fig, tight=False, dpi=DPI)
 
 
 def frame(lay: markers.Layout, title: str, ylabel: str):
@@ -83,7 +96,7 @@ def latency_plot(samples, lay, window) -> str:
     p = latency_percentiles(samples, window=window, t0=lay.t0)
     if p.empty:
         _empty(ax, "successful calls")
-        return to_png(fig)
+        return fixed_png(fig)
     handles = []
     grid = lay.t0 + np.arange(0.0, lay.duration + window, window)
     for i, (cls, g) in enumerate(p.groupby("cls", sort=True)):
@@ -101,7 +114,7 @@ def latency_plot(samples, lay, window) -> str:
     ]
     ax.set_yscale("log")
     legend(ax, handles)
-    return to_png(fig)
+    return fixed_png(fig)
 
 
 def bridged(s: pd.Series, max_gap: int = 2) -> pd.Series:
@@ -127,7 +140,7 @@ def inflight_plot(
     served = samples[samples["served_by"].notna() & (samples["served_by"] != "")]
     if served.empty:
         _empty(ax, "calls with a known pod")
-        return to_png(fig)
+        return fixed_png(fig)
     per_addr = inflight_mean(served, bucket, lay.t0, t1)
     per_pod = per_addr.T.groupby(lambda a: pod_of.get(a, a)).sum().T  # one line per pod
     for i, pod in enumerate(per_pod.columns):
@@ -143,7 +156,7 @@ def inflight_plot(
             label = f"{pod} \u2013 killed"
         ax.step(x, per_pod[pod], where="post", color=color, label=label, linewidth=1.2)
     legend(ax, title=f"{prefix}\u2026" if prefix else None)
-    return to_png(fig)
+    return fixed_png(fig)
 
 
 def replicas_plot(frame_: pd.DataFrame, lay, max_replicas) -> str:
@@ -166,7 +179,7 @@ def replicas_plot(frame_: pd.DataFrame, lay, max_replicas) -> str:
     if max_replicas:
         ax.axhline(max_replicas, color="#555", linestyle="--", linewidth=1, label="maxReplicaCount")
     legend(ax)
-    return to_png(fig)
+    return fixed_png(fig)
 
 
 def rejection_plot(samples, lay, window) -> str:
@@ -178,13 +191,13 @@ def rejection_plot(samples, lay, window) -> str:
     r = status_rates(samples, window=window, t0=lay.t0)
     if r.empty:
         _empty(ax, "calls")
-        return to_png(fig)
+        return fixed_png(fig)
     x = r["time"] - lay.t0
     ax.step(x, r["rejected_share"], where="post", color="C3", label="rejected")
     ax.step(x, r["errors"] / r["sent"], where="post", color="C7", label="other errors")
     ax.set_ylim(-0.02, 1.02)
     legend(ax)
-    return to_png(fig)
+    return fixed_png(fig)
 
 
 def lag_plot(samples, lay, window) -> str:
@@ -192,9 +205,9 @@ def lag_plot(samples, lay, window) -> str:
     s = samples[samples["status"] != names.DROPPED]
     if s.empty:
         _empty(ax, "calls")
-        return to_png(fig)
+        return fixed_png(fig)
     w = lay.t0 + np.floor((s["intended"] - lay.t0) / window) * window
     lag = ((s["start"] - s["intended"]) * 1000.0).groupby(w).quantile(0.99)
     ax.step(lag.index - lay.t0, lag.to_numpy(), where="post", color="C4", label="lag p99")
     legend(ax)
-    return to_png(fig)
+    return fixed_png(fig)
