@@ -248,33 +248,28 @@ def _chaos_log(out: Path, progress: Progress) -> Iterator[None]:
 
 
 def write_gameday_report(out: Path, journal: dict[str, Any], experiment: dict[str, Any]) -> Path:
-    """report.html from the run directory; the verdict is the steady-state hypothesis."""
-    from loadgate.judge.verdict import check
+    """report.html from the run directory. The verdicts: each hypothesis probe's output against
+    its tolerance, then whether the steady state held (INVALID when the experiment was
+    interrupted, whose report then says INTERRUPTED)."""
+    from loadgate.chaos.verdicts import probe_verdicts, steady_state_verdict
+    from loadgate.judge import generator_health
     from loadgate.report import Summary, write_report, write_summary
+    from loadgate.report.status import journal_interruption
     from loadgate.schema import empty_samples, empty_timeline, read_samples, read_timeline
 
     samples_path, timeline_path = out / "samples.parquet", out / TIMELINE_FILE
     samples = read_samples(samples_path) if samples_path.exists() else empty_samples()
     timeline = read_timeline(timeline_path) if timeline_path.exists() else empty_timeline()
-    status = journal.get("status")
-    met = status == "completed" and not journal.get("deviated")
-    verdict = check(
-        "chaos",
-        "steady_state_met",
-        1.0 if met else 0.0,
-        "==",
-        1.0,
-        what=f"{experiment.get('title')}: journal status {status}, "
-        f"deviated {bool(journal.get('deviated'))}",
-    )
+    title = str(experiment.get("title", ""))
     summary = Summary(
         run_id=out.name,
-        scenario=str(experiment.get("title", "")),
+        scenario=title,
         stack=settings_from(configuration(experiment, {"loadgate_out": str(out)})).platform,
         started=float(samples["intended"].min()) if not samples.empty else time.time(),
-        finished=time.time(),
-        gates=[verdict],
+        finished=float(samples["end"].max()) if not samples.empty else time.time(),
+        gates=[*probe_verdicts(journal), steady_state_verdict(journal, title)],
+        generator=generator_health(samples) if not samples.empty else None,
         figures={"duration_s": journal.get("duration")},
     )
     write_summary(out, summary)
-    return write_report(out, summary, samples, timeline)
+    return write_report(out, summary, samples, timeline, interrupted=journal_interruption(journal))
