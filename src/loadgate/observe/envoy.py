@@ -23,6 +23,8 @@ from loadgate.platform.base import Pod
 CLUSTER_SERIES = {
     "rq_active": "envoy_cluster_upstream_rq_active",
     "rq_pending_active": "envoy_cluster_upstream_rq_pending_active",
+    # breaker overflow of max_requests (Envoy >= 1.28; older Envoys counted it as pending)
+    "rq_active_overflow": "envoy_cluster_upstream_rq_active_overflow",
     "rq_pending_overflow": "envoy_cluster_upstream_rq_pending_overflow",
     "rq_total": "envoy_cluster_upstream_rq_total",
     "cx_active": "envoy_cluster_upstream_cx_active",
