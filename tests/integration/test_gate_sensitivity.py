@@ -5,15 +5,19 @@ overrides that break each one and the figures that must catch it all come from t
 (`loadgate.gate.catalogue`), so a new gate is covered here by its catalogue entry.
 
 The Kubernetes path runs here too: `--stack kubernetes` against a twin serving the emulated
-Kubernetes API (`Twin.up(..., kube_api=True)`), through KubernetesPlatform, Envoy's admin and
-Prometheus; its verdicts must match the twin-kind run's, and a broken Envoy config must fail
-the right gate there as well.
+Kubernetes API (`boot_twin(..., kube_api=True)`), through KubernetesPlatform, Envoy's admin and
+Prometheus: every gate, with the twin-kind run's outcomes, and the balance gate's broken twin (a
+round-robin Envoy) is run there rather than on the twin kind.
 
-One reference session runs every gate (shared); each broken twin runs only its own gate.
+Noise: a figure the machine's load made untrustworthy is INVALID, not FAIL (loadgate.judge.trust).
+The reference must then have no FAIL and every INVALID figure's value on its passing side; a
+broken twin's catching figure must FAIL, or be INVALID with its value on the failing side —
+never PASS. So the test proves the numbers, whatever the verdict's trust.
 """
 
 from __future__ import annotations
 
+import operator
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +26,14 @@ import pytest
 import yaml
 
 from loadgate.gate import catalogue
+from loadgate.judge.verdict import Verdict
 from loadgate.report.summary import read_summary
 from loadgate.twin.boot import boot_twin, twin_spec
 
 ROOT = Path(__file__).resolve().parents[2]
+OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt, "==": operator.eq}
+# The balance gate's broken twin runs on the Kubernetes path (below); the others on the twin.
+TWIN_BROKEN = tuple(g for g in catalogue.ORDER if g != "balance")
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,14 +53,47 @@ def run_gates(
         cmd += ["--twin-override", o]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     summary = read_summary(report_dir / run_id)
-    by_gate: dict[str, list] = {}
+    by_gate: dict[str, list[Verdict]] = {}
     for v in summary.gates:
         by_gate.setdefault(v.gate, []).append(v)
     return proc, summary, by_gate
 
 
-def _failed(verdicts) -> list[str]:
-    return [v.message for v in verdicts if not v.passed]
+def would_pass(v: Verdict) -> bool:
+    """What the figure's value says, trusted or not: measured and on its passing side."""
+    return v.value is not None and OPS[v.comparison](v.value, v.threshold)
+
+
+def wrong_for_a_good_stack(verdicts: list[Verdict]) -> list[str]:
+    """FAILs, and INVALID figures whose value would have failed."""
+    return [
+        v.message
+        for v in verdicts
+        if v.status == "FAIL" or (v.status == "INVALID" and not would_pass(v))
+    ]
+
+
+def assert_reference_passes(proc, summary, by_gate, name: str) -> None:
+    tail = proc.stdout[-3000:]
+    assert set(by_gate) == set(catalogue.ORDER), f"gates with verdicts: {sorted(by_gate)}\n{tail}"
+    for gate in catalogue.ORDER:
+        wrong = wrong_for_a_good_stack(by_gate[gate])
+        assert not wrong, f"{name} failed {gate}: {wrong}"
+    assert summary.status in ("PASS", "INVALID"), tail
+    assert proc.returncode in (0, 3), tail  # 3: some figure untrusted on a loaded machine
+    if summary.status == "INVALID":
+        print(f"{name}: INVALID figures (machine load): {summary.invalid_reason}")
+
+
+def assert_caught(by_gate, gate: str, overrides) -> None:
+    g = catalogue.get(gate)
+    verdicts = [v for v in by_gate.get(gate, []) if v.figure in g.caught_by]
+    assert verdicts, f"{gate}: no verdict for {sorted(g.caught_by)} with {overrides}"
+    caught = [
+        v for v in verdicts if v.status == "FAIL" or (v.status == "INVALID" and not would_pass(v))
+    ]
+    assert caught, f"{gate} did not catch {overrides}: " + "; ".join(v.message for v in verdicts)
+    assert all(v.status != "PASS" for v in caught)
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +104,7 @@ def reports(tmp_path_factory) -> Path:
 @pytest.mark.timeout(900)
 def test_reference_twin_passes_every_gate(reports):
     proc, summary, by_gate = run_gates(reports, "reference", catalogue.ORDER)
-    tail = proc.stdout[-3000:]
-    assert set(by_gate) == set(catalogue.ORDER), f"gates with verdicts: {sorted(by_gate)}\n{tail}"
-    for gate in catalogue.ORDER:
-        assert not _failed(by_gate[gate]), f"reference twin failed {gate}: {_failed(by_gate[gate])}"
-    assert summary.valid and summary.passed, tail
-    assert proc.returncode == 0, tail
+    assert_reference_passes(proc, summary, by_gate, "the reference twin")
     run = reports / "reference"
     for name in ("summary.json", "samples.parquet", "proxy.parquet", "timeline.parquet",
                  "junit.xml", "report.html"):  # fmt: skip
@@ -76,19 +112,13 @@ def test_reference_twin_passes_every_gate(reports):
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("gate", catalogue.ORDER)
+@pytest.mark.parametrize("gate", TWIN_BROKEN)
 def test_gate_fails_without_its_mechanism(reports, gate):
     g = catalogue.get(gate)
     proc, summary, by_gate = run_gates(reports, f"broken-{gate}", (gate,), g.broken)
-    verdicts = by_gate.get(gate, [])
-    assert proc.returncode == 1, f"pytest exit {proc.returncode}\n{proc.stdout[-3000:]}"
-    measured = [v for v in verdicts if v.figure not in ("generator", "error")]
-    failed = [v for v in measured if not v.passed]
-    assert failed, f"{gate} did not fail on a figure with {g.broken}: " + "; ".join(
-        v.message for v in verdicts
-    )
-    assert g.caught_by & {v.figure for v in failed}, [v.message for v in failed]
-    assert not summary.passed
+    assert proc.returncode in (1, 3), f"pytest exit {proc.returncode}\n{proc.stdout[-3000:]}"
+    assert_caught(by_gate, gate, g.broken)
+    assert summary.status != "PASS"
 
 
 # -- the Kubernetes path, against the twin's emulated Kubernetes API ---------------------------
@@ -123,18 +153,12 @@ def test_the_kubernetes_path_passes_every_gate_as_the_twin_kind_does(reports, tm
         proc, summary, by_gate = run_gates(
             reports, "kubernetes", catalogue.ORDER, config=kubernetes_config(tmp_path, twin)
         )
-    tail = proc.stdout[-3000:]
     assert summary.stack.startswith("kubernetes"), summary.stack
-    assert set(by_gate) == set(catalogue.ORDER), tail
-    for gate in catalogue.ORDER:
-        assert not _failed(by_gate[gate]), (
-            f"kubernetes path failed {gate}: {_failed(by_gate[gate])}"
-        )
-    assert proc.returncode == 0, tail
-    # the same stack gives the same verdicts on both paths (the twin-kind reference run above)
+    assert_reference_passes(proc, summary, by_gate, "the kubernetes path")
+    # the same stack's figures fall on the same side of every threshold on both paths
     twin_kind = read_summary(reports / "reference")
-    assert {(v.gate, v.figure, v.status) for v in summary.gates} == {
-        (v.gate, v.figure, v.status) for v in twin_kind.gates
+    assert {(v.gate, v.figure, would_pass(v)) for v in summary.gates} == {
+        (v.gate, v.figure, would_pass(v)) for v in twin_kind.gates
     }
     proxy = reports / "kubernetes" / "proxy.parquet"
     assert proxy.stat().st_size > 0, "Envoy's access log came from the Envoy pod's log"
@@ -147,6 +171,5 @@ def test_a_broken_envoy_config_fails_its_gate_on_the_kubernetes_path(reports, tm
         proc, summary, by_gate = run_gates(
             reports, "kubernetes-rr", ("balance",), config=kubernetes_config(tmp_path, twin)
         )
-    failed = {v.figure for v in by_gate.get("balance", []) if v.status == "FAIL"}
-    assert proc.returncode == 1, proc.stdout[-3000:]
-    assert g.caught_by & failed, [v.message for v in by_gate.get("balance", [])]
+    assert proc.returncode in (1, 3), proc.stdout[-3000:]
+    assert_caught(by_gate, "balance", g.broken)

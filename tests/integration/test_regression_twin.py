@@ -95,7 +95,7 @@ capacity: {start: 12, max: 64, warmup_s: 2, measure_s: 6, repeats: 1}
 """
 
 
-@pytest.mark.slow
+@pytest.mark.long  # ~2 min: the capacity search's logic is tested on synthetic probes in unit
 @pytest.mark.timeout(300)
 def test_capacity_of_a_slower_model_is_lower(tmp_path, capsys, monkeypatch):
     # 8 slots and users that never pause: from 9 to 16 users a call may wait up to one whole
