@@ -86,7 +86,7 @@ def test_kubernetes_without_a_kubernetes_block_is_refused(tmp_path):
     cfg = tmp_path / "loadgate.yaml"
     cfg.write_text("stack: twin\n")
     s = settings_from({"loadgate_platform": "kubernetes", "loadgate_config": str(cfg)})
-    with pytest.raises(UserError, match="no 'kubernetes' block"):
+    with pytest.raises(UserError, match="no 'kubernetes:' block"):
         build_platform(s)
 
 

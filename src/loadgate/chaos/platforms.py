@@ -21,8 +21,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from loadgate.chaos import session
-from loadgate.config import StrictModel, read_yaml, validate
-from loadgate.errors import UserError
+from loadgate.config import StrictModel, validate
 from loadgate.platform.base import Platform
 
 PREFIX = "loadgate_"
@@ -48,14 +47,12 @@ def settings_from(configuration: dict[str, Any] | None) -> ChaosSettings:
 
 
 def kubernetes_block(config_path: str) -> dict[str, Any]:
-    """The `kubernetes:` block of loadgate.yaml (the Kubernetes platform's own keys)."""
-    data = read_yaml(config_path)
-    if not isinstance(data, dict) or not isinstance(data.get("kubernetes"), dict):
-        raise UserError(
-            f"{config_path}: no 'kubernetes' block: chaos on Kubernetes needs its context, "
-            "namespace and allowlist there"
-        )
-    return data["kubernetes"]
+    """The `kubernetes:` block of loadgate.yaml (the Kubernetes platform's own keys), checked."""
+    from loadgate.platform.kubernetes import config_block
+
+    return config_block(
+        config_path, "chaos on Kubernetes needs its context, namespace and allowlist"
+    )
 
 
 def build_platform(s: ChaosSettings) -> Platform:

@@ -200,3 +200,17 @@ def with_overrides(cfg: GateConfig, items: list[str] | tuple[str, ...]) -> GateC
     merged = {**cfg.stack.twin.model_dump(exclude_none=True), **extra}
     twin = validate(TwinOverrides, merged, "--twin-override")
     return cfg.model_copy(update={"stack": cfg.stack.model_copy(update={"twin": twin})})
+
+
+def prepare(
+    path: str | Path, overrides: list[str] | tuple[str, ...], stack: str | None
+) -> tuple[GateConfig, dict[str, Scenario]]:
+    """What `loadgate gate` and `pytest loadtests` check before anything boots: the config with
+    its scenarios, the overrides, the stack kind and the manifests (the deployment's facts on
+    both kinds). Every mistake is one UserError line."""
+    from loadgate.twin.manifests import load_twin_spec
+
+    cfg, scenarios = load_gate_config(path)
+    cfg = with_stack_kind(with_overrides(cfg, overrides), stack, path)
+    load_twin_spec(cfg.stack.manifests)
+    return cfg, scenarios

@@ -19,6 +19,7 @@ from typing import Literal
 
 import pandas as pd
 
+from loadgate.completion import MARKER, incomplete
 from loadgate.errors import UserError
 from loadgate.judge.verdict import Verdict
 from loadgate.regression.figures import Window, calls_frame
@@ -28,14 +29,14 @@ from loadgate.schema import read_samples
 from loadgate.traffic.recorder import SAMPLES_FILE
 from loadgate.traffic.scenario import Scenario, load_scenario
 from loadgate.traffic.stacks import read_stack_info
+from loadgate.traffic.summary import SUMMARY_FILE as TRAFFIC_SUMMARY
 
-TRAFFIC_SUMMARY = "traffic_summary.json"
 SCENARIO_FILE = "scenario.yaml"
 BASELINE_FILE = "baseline.json"
 WARMUP = "warmup"
 RunKind = Literal["traffic", "gate", "capacity"]
 TRAFFIC_FILES = (SAMPLES_FILE, TRAFFIC_SUMMARY, SCENARIO_FILE)
-MARKERS = (CAPACITY_FILE, SUMMARY_FILE, *TRAFFIC_FILES)
+MARKERS = (CAPACITY_FILE, SUMMARY_FILE, *TRAFFIC_FILES, MARKER)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,9 @@ def _capacity(path: Path) -> Run:
 
 
 def read_run(path: Path, phases: tuple[str, ...] = ()) -> Run:
+    why = incomplete(path)
+    if why:  # files of a killed (or still running) run look whole but hold part of it
+        raise UserError(f"{why} (it holds {MARKER}); only finished runs are read")
     if (path / CAPACITY_FILE).exists():
         return _capacity(path)
     if (path / SUMMARY_FILE).exists():

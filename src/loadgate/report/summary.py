@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loadgate.errors import UserError
+from loadgate.exits import STATUS_EXIT
 from loadgate.judge.latency import GeneratorHealth
 from loadgate.judge.verdict import Status, Verdict
 
@@ -44,12 +45,7 @@ class Summary(BaseModel):
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
-
-
-# `loadgate gate` (and `pytest loadtests`): 0 every gate passed, 1 the stack failed a check,
-# 3 a measurement could not be trusted and nothing failed (CI may retry). 2 is bad input.
-EXIT_CODES: dict[Status, int] = {"PASS": 0, "FAIL": 1, "INVALID": 3}
+        return int(STATUS_EXIT[self.status])
 
 
 def write_summary(run_dir: str | Path, summary: Summary) -> Path:
