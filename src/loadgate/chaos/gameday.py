@@ -23,6 +23,7 @@ from typing import Any
 from loadgate.chaos.control import JOURNAL_FILE, TIMELINE_FILE, default_out_dir
 from loadgate.chaos.platforms import ChaosSettings, settings_from
 from loadgate.completion import writing
+from loadgate.config import read_yaml
 from loadgate.errors import UserError
 from loadgate.traffic.scenario import load_scenario
 
@@ -62,6 +63,8 @@ def load(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise UserError(f"{path}: no such experiment file")
+    if path.suffix in (".yaml", ".yml"):
+        read_yaml(path)  # a syntax error with its line, before chaoslib's own words
     try:
         experiment = load_experiment(str(path), {})
         ensure_experiment_is_valid(experiment)
@@ -155,10 +158,11 @@ def twin_for(cfg: dict[str, Any], manifests: Path, time_scale: float | None, pro
         progress(f"using the running twin (pid {state['pid']}, gRPC {state['grpc_target']})")
         yield state["control_url"]
         return
-    from loadgate.twin.boot import boot_twin, twin_spec
+    from loadgate.twin.boot import boot_twin, time_scale_note, twin_spec
 
-    progress(f"no twin running: booting one from {manifests}")
-    with boot_twin(twin_spec(manifests, time_scale=time_scale), None, progress) as twin:
+    spec = twin_spec(manifests, time_scale=time_scale)
+    progress(f"no twin running: booting one from {manifests} ({time_scale_note(spec.time_scale)})")
+    with boot_twin(spec, None, progress) as twin:
         yield twin.control_url
     progress("twin stopped")
 
@@ -169,7 +173,7 @@ def plan(path: Path, overrides: dict[str, Any] | None = None) -> list[str]:
 
     experiment = load(path)
     cfg = configuration(experiment, overrides or {})
-    s = settings_from(cfg)
+    s = settings_from(cfg, str(path))
     lines = [f"platform: {s.platform}"]
     if s.platform == "twin":
         from loadgate.twin.daemon import running_twin
@@ -210,7 +214,7 @@ def run_gameday(
     out = (out_dir or default_out_dir(experiment.get("title", path.stem))).resolve()
     vars_["loadgate_out"] = str(out)
     cfg = configuration(experiment, vars_)
-    settings = settings_from(cfg)
+    settings = settings_from(cfg, str(path))
     load_scenario(settings.scenario)  # the background load's file: one line now, not mid-run
     if settings.platform == "kubernetes":
         from loadgate.chaos.platforms import build_platform

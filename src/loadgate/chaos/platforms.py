@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from loadgate.chaos import session
 from loadgate.config import StrictModel, validate
@@ -30,6 +30,8 @@ PREFIX = "loadgate_"
 class ChaosSettings(StrictModel):
     """The `loadgate_*` keys of an experiment's configuration (a misspelt one is an error)."""
 
+    model_config = ConfigDict(**StrictModel.model_config, alias_generator=lambda n: PREFIX + n)
+
     platform: Literal["twin", "kubernetes"] = "twin"
     control_url: str = ""
     twin_state_dir: str = ".loadgate/twin"
@@ -39,11 +41,13 @@ class ChaosSettings(StrictModel):
     load_processes: int = Field(1, ge=1, le=16)
 
 
-def settings_from(configuration: dict[str, Any] | None) -> ChaosSettings:
+def settings_from(
+    configuration: dict[str, Any] | None, source: str = "the experiment"
+) -> ChaosSettings:
+    """The `loadgate_*` keys; a mistake names `source` (the experiment file) and the key."""
     cfg = configuration or {}
-    data = {k[len(PREFIX) :]: v for k, v in cfg.items() if k.startswith(PREFIX)}
-    data = {k: v for k, v in data.items() if v is not None and v != ""}
-    return validate(ChaosSettings, data, "experiment configuration (loadgate_*)")
+    data = {k: v for k, v in cfg.items() if k.startswith(PREFIX) and v is not None and v != ""}
+    return validate(ChaosSettings, data, source, ("configuration",))
 
 
 def kubernetes_block(config_path: str) -> dict[str, Any]:

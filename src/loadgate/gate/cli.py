@@ -17,6 +17,7 @@ import click
 from loadgate.errors import GateFailed, MeasurementInvalid, UserError
 from loadgate.exits import ExitCode
 from loadgate.gate import catalogue
+from loadgate.gate.plugin import stopped_by
 from loadgate.output import output_option
 from loadgate.procs import spawn, stop
 
@@ -66,16 +67,23 @@ def gate(
     from loadgate.gate.session import format_table, new_run_id
     from loadgate.report.summary import read_summary
 
+    # config, overrides and manifests: one line now if broken, not a pytest banner later
+    cfg, scenarios = prepare(config_path, twin_override, stack)
     folder = Path(loadtests_dir)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder of gate tests")
-    # config, overrides and manifests: one line now if broken, not a pytest banner later
-    cfg, _ = prepare(config_path, twin_override, stack)
     if cfg.stack.kind == "kubernetes":
         # Wrong kube context, RBAC or an unreachable API: one line now, before any load.
         from loadgate.platform.kubernetes import KubernetesPlatform
 
         KubernetesPlatform.from_config(cfg.kubernetes or {}, source=config_path).replicas()
+    given = cfg.target or (
+        (cfg.kubernetes or {}).get("grpc_target") if cfg.stack.kind == "kubernetes" else None
+    )
+    if given:  # a named stack that does not answer gRPC: one line now, not mid-session
+        from loadgate.traffic.runner import check_target
+
+        check_target(given, next(iter(scenarios.values())))
     missing = [g for g in catalogue.GATES if not (folder / g.test_file).exists()]
     run_id = new_run_id()
     cmd = [
@@ -97,11 +105,13 @@ def gate(
         cmd += ["--report-dir", report_dir]
     for item in twin_override:
         cmd += ["--twin-override", item]
-    rc = _run_pytest([*cmd, *pytest_args], quiet=output == "json")
+    rc, interrupted = _run_pytest([*cmd, *pytest_args], quiet=output == "json")
     if rc == 4:  # pytest refused its arguments: it has printed the one-line reason
         raise UserError(f"pytest refused the arguments after -- (pytest exit {rc}); see above")
     base = Path(report_dir) if report_dir else cfg.report_dir
     run_dir = (base if base.is_absolute() else Path(config_path).resolve().parent / base) / run_id
+    if rc == 2 and not interrupted:  # the session stopped on a user error (the stack's reach)
+        raise UserError(stopped_by(run_dir) or f"the gate stopped (pytest exit {rc}); see above")
     report = run_dir / "report.html"
     summary = read_summary(run_dir) if (run_dir / "summary.json").exists() else None
     if output == "json":
@@ -114,7 +124,7 @@ def gate(
         click.echo(f"report: {report}")
     else:
         click.echo(f"\nno summary was written (pytest exit {rc}); see {run_dir}")
-    if rc == 2:  # pytest's "interrupted": every gate that ran is written and the report says so
+    if interrupted:  # every gate that ran is written, and the report says INTERRUPTED
         click.echo(f"loadgate: gate INTERRUPTED; report: {report}", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     for g in missing:
@@ -132,11 +142,12 @@ def gate(
     click.echo("gate PASSED", err=output == "json")
 
 
-def _run_pytest(cmd: list[str], quiet: bool) -> int:
-    """pytest in its own process group (dies with this one): a Ctrl-C or SIGTERM here is passed
-    on once as SIGINT, so pytest stops the gate in order and writes what ran."""
+def _run_pytest(cmd: list[str], quiet: bool) -> tuple[int, bool]:
+    """(pytest's exit code, interrupted). pytest runs in its own process group (and dies with
+    this one): a Ctrl-C or SIGTERM here is passed on once as SIGINT, so pytest stops the gate in
+    order and writes what ran."""
     proc = spawn(cmd, "-err" if quiet else "-")
-    forwarded = []
+    forwarded: list[bool] = []
 
     def forward(_signum, _frame) -> None:
         if not forwarded:
@@ -145,7 +156,7 @@ def _run_pytest(cmd: list[str], quiet: bool) -> int:
 
     old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return proc.wait()
+        return proc.wait(), bool(forwarded)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

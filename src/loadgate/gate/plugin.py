@@ -23,6 +23,15 @@ import pytest
 
 _KEY = pytest.StashKey["object"]()  # the GateSession (typed loosely: its module is imported late)
 _ACTIVE = pytest.StashKey[bool]()
+STOPPED_BY = "stopped_by.txt"  # the user error that ended a session early, in its run directory
+
+
+def stopped_by(run_dir: Path) -> str:
+    """The user error that stopped the session in run_dir ("" if none did)."""
+    try:
+        return (run_dir / STOPPED_BY).read_text().strip()
+    except OSError:
+        return ""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -147,6 +156,7 @@ def run_gate(request: pytest.FixtureRequest, gate_session):
         try:
             return gate_session.run_gate(gate, during=during)
         except UserError as e:  # e.g. the stack cannot be reached: a user problem, stop the session
+            (gate_session.run_dir / STOPPED_BY).write_text(f"{e}\n")  # `loadgate gate`'s line
             pytest.exit(f"loadgate: error: {e}", returncode=2)
 
     return run

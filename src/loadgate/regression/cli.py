@@ -22,7 +22,7 @@ from loadgate.config import validate
 from loadgate.errors import UserError
 from loadgate.exits import ExitCode
 from loadgate.flags import POSITIVE
-from loadgate.output import output_option
+from loadgate.output import output_option, renamed_option
 from loadgate.regression import BASELINES_DIR
 from loadgate.traffic.cli import new_run_id, twin_override_option
 from loadgate.traffic.scenario import CapacitySearch, load_scenario
@@ -81,6 +81,7 @@ def _search_settings(sc, path: Path, flags: dict) -> CapacitySearch:
 @click.option("--measure-s", type=float, help="judged seconds per probe (capacity.measure_s)")
 @click.option("--repeats", type=int, help="reruns of an undecided probe (capacity.repeats)")
 @output_option("The curve and the capacity as a table, or capacity.json as JSON.")
+@renamed_option("--format", takes_value=True)
 def capacity(
     scenario: Path,
     target: str | None,
@@ -110,6 +111,7 @@ def capacity(
     from loadgate.regression.result import write_result
     from loadgate.regression.rundir import scenario_identity
     from loadgate.regression.text import capacity_table
+    from loadgate.traffic import kserve
     from loadgate.traffic.runner import stop_on_signals
     from loadgate.traffic.stacks import (
         kubernetes_block,
@@ -119,6 +121,7 @@ def capacity(
     )
 
     sc = load_scenario(scenario)
+    kserve.check_client(sc.client, str(scenario))
     flags = dict(
         start=start,
         max=max_,
@@ -190,6 +193,7 @@ def _paths(arg: str, root: Path) -> list[Path]:
 @click.argument("baseline")
 @click.argument("candidate")
 @output_option("The verdicts as a table, or every row as JSON.")
+@renamed_option("--format", takes_value=True)
 @click.option(
     "--html",
     "html_path",

@@ -73,9 +73,12 @@ def _traffic(path: Path, phases: tuple[str, ...]) -> Run:
     sc = load_scenario(path / SCENARIO_FILE)
     try:
         samples = read_samples(path / SAMPLES_FILE)
-        summary = json.loads((path / TRAFFIC_SUMMARY).read_text())
     except Exception as e:  # a truncated or foreign file is the user's input
-        raise UserError(f"{path}: cannot read as a loadgate run: {e}") from None
+        raise UserError(f"{path / SAMPLES_FILE}: cannot read as loadgate samples: {e}") from None
+    try:
+        summary = json.loads((path / TRAFFIC_SUMMARY).read_text())
+    except ValueError as e:
+        raise UserError(f"{path / TRAFFIC_SUMMARY}: not valid JSON ({e})") from None
     gen = summary.get("generator") or {}
     reasons = list(gen.get("invalid_reasons") or [])
     if gen.get("stopped_early"):

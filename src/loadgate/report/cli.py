@@ -47,10 +47,16 @@ def render(run_dir: Path) -> None:
     from loadgate import schema
     from loadgate.report.html import write_report
     from loadgate.report.summary import SUMMARY_FILE, read_summary
+    from loadgate.traffic.summary import SUMMARY_FILE as TRAFFIC_FILE
 
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: not a run directory")
     killed = incomplete(run_dir)
+    if not killed and not (run_dir / SUMMARY_FILE).exists() and (run_dir / TRAFFIC_FILE).exists():
+        raise UserError(
+            f"{run_dir}: a `loadgate run` directory has no {SUMMARY_FILE}: `loadgate report` "
+            "renders gate and gameday runs (traffic_summary.json holds this run's figures)"
+        )
     if killed and not (run_dir / SUMMARY_FILE).exists():
         raise UserError(f"{killed}: it wrote no {SUMMARY_FILE}, so there is nothing to render")
     if killed:  # rendered anyway: what was written is worth seeing, under an INTERRUPTED badge

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from loadgate.config import describe_validation_error
 from loadgate.errors import UserError
 from loadgate.exits import STATUS_EXIT
 from loadgate.judge.latency import GeneratorHealth
@@ -73,6 +74,4 @@ def read_summary(where: str | Path) -> Summary:
     try:
         return Summary.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        where_key = ".".join(str(x) for x in first["loc"]) or "<top level>"
-        raise UserError(f"{path}: {where_key}: {first['msg']}") from None
+        raise UserError(describe_validation_error(e, str(path))) from None

@@ -16,8 +16,9 @@ from loadgate.completion import writing
 from loadgate.errors import UserError
 from loadgate.exits import STATUS_EXIT
 from loadgate.flags import POSITIVE
-from loadgate.output import output_option
+from loadgate.output import output_option, renamed_option
 from loadgate.procs import spawn, stop
+from loadgate.traffic import kserve
 from loadgate.traffic.runner import (
     RemoteWorkers,
     RunFailed,
@@ -102,6 +103,7 @@ def processes_option(help_text: str):
     "the stop not) is above this; 0: any failure",
 )
 @output_option("The summary as a table, or as JSON (what traffic_summary.json holds).")
+@renamed_option("--json")
 def run(
     scenario: Path,
     target: str | None,
@@ -123,6 +125,7 @@ def run(
     THIS_HOST` processes; their rows are shipped here and written into this run directory.
     """
     sc = load_scenario(scenario)
+    kserve.check_client(sc.client, str(scenario))
     remote = None
     if target is not None:
         hostport.parse(target, "--target")
@@ -186,7 +189,8 @@ def worker(scenario: Path, master: str, processes: int) -> None:
     the master's summary names it). Ctrl-C or SIGTERM stop this worker in order: its in-flight
     calls end CANCELLED and its remaining rows still reach the master.
     """
-    load_scenario(scenario)  # one clear line for a bad file, before Locust starts
+    sc = load_scenario(scenario)  # one clear line for a bad file, before Locust starts
+    kserve.check_client(sc.client, str(scenario))
     host, port = hostport.parse(master, "--master", default_port=5557)
     cmd = worker_command(host, port, processes)
     _echo(f"loadgate: worker for {host}:{port} ({processes} process(es)), scenario {scenario}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,6 +111,7 @@ def unreachable(target: str, code: str, details: str) -> str:
     """One true line for a target that did not answer gRPC: gRPC's own words after its
     boilerplate, cut at a word, and whether something else answered (not HTTP/2)."""
     why = details.rpartition("last error: ")[2] or details
+    why = re.sub(r"^[A-Z_]+: ", "", why)  # gRPC's inner code repeats or contradicts the outer
     if "Failed parsing HTTP/2" in why or "http1.x" in why:
         return f"target {target} answers, but not with gRPC (HTTP/2): {one_line(why, 160)}"
     return f"target {target} is unreachable ({code}: {one_line(why, 160)})"
@@ -246,9 +248,7 @@ class RunHandle:
                 last = now
                 recent = read_recent(self.out_dir, PROGRESS_EVERY_S * 2)
                 progress(
-                    progress_line(
-                        recent, PROGRESS_EVERY_S * 2, now - self.started, self.scenario.duration_s
-                    )
+                    progress_line(recent, PROGRESS_EVERY_S * 2, now - self.started, self.scenario)
                 )
             time.sleep(0.2)
         return self.result()

@@ -231,17 +231,23 @@ def format_table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def progress_line(recent: pd.DataFrame, window_s: float, elapsed_s: float, total_s: float) -> str:
-    """One progress line from the rows of the last `window_s` seconds."""
+def progress_line(recent: pd.DataFrame, window_s: float, elapsed_s: float, sc: Scenario) -> str:
+    """One progress line from the rows of the last `window_s` seconds: the phase the schedule is
+    in (not the phase of the last call to finish, which lags behind with long streams), and once
+    every phase has ended, that the run is draining the calls still in flight."""
+    phase = sc.phase_at(elapsed_s)
+    if phase is None:
+        head = f"[{elapsed_s:5.0f}s, {sc.duration_s:.0f}s scheduled] draining in-flight calls"
+    else:
+        head = f"[{elapsed_s:5.0f}/{sc.duration_s:.0f}s] phase {phase}"
     if recent.empty:
-        return f"[{elapsed_s:5.0f}/{total_s:.0f}s] no call finished in the last {window_s:.0f}s"
-    phase = str(recent["phase"].iloc[-1])
+        return f"{head}: no call finished in the last {window_s:.0f}s"
     n = len(recent)
     at_stop = stop_cancelled(recent)
     errors = int(((recent["status"] != "OK") & ~at_stop).sum())
     rejected = int((recent["status"] == REJECTED).sum())
     line = (
-        f"[{elapsed_s:5.0f}/{total_s:.0f}s] phase {phase}: {n / window_s:.1f} calls/s, "
+        f"{head}: {n / window_s:.1f} calls/s finished, "
         f"{errors} errors ({rejected} rejected) in the last {window_s:.0f}s"
     )
     if at_stop.any():
