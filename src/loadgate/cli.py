@@ -1,9 +1,7 @@
 """The `loadgate` command. Subcommands live beside the code they drive and load lazily, so
 `loadgate --help` is fast and one area's import cost never taxes another's command.
 
-Exit codes: 0 success, 1 a gate failed / an experiment deviated, 2 a user error (one line
-`loadgate: error: ...`, never a traceback), 3 a measurement could not be trusted and nothing
-failed (retry it), 130 interrupted.
+Exit codes: one table for every command, `loadgate.exits` (shown in each `--help`).
 """
 
 from __future__ import annotations
@@ -14,7 +12,8 @@ import sys
 import click
 
 from loadgate import __version__
-from loadgate.errors import GateFailed, MeasurementInvalid, UserError
+from loadgate.errors import GateFailed, MeasurementInvalid, UserError, one_line
+from loadgate.exits import ExitCode, help_epilog
 
 # name -> (module, attribute, one-line help). A module that does not exist yet is reported as
 # "not available" instead of breaking the whole command.
@@ -50,11 +49,22 @@ class LazyGroup(click.Group):
             return None
         module, attr, help_text = entry
         try:
-            return getattr(importlib.import_module(module), attr)
+            cmd = getattr(importlib.import_module(module), attr)
         except ModuleNotFoundError as e:
             if e.name and (e.name == module or module.startswith(e.name + ".")):
                 return _unavailable(cmd_name, help_text)
             raise
+        _with_exit_codes(cmd, cmd_name)
+        return cmd
+
+
+def _with_exit_codes(cmd: click.Command, name: str) -> None:
+    """Every command's --help ends with the exit-code table (a group's subcommands too)."""
+    if cmd.epilog is None:
+        cmd.epilog = help_epilog(name)
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _with_exit_codes(sub, name)
 
 
 def _unavailable(name: str, help_text: str) -> click.Command:
@@ -69,7 +79,9 @@ def _unavailable(name: str, help_text: str) -> click.Command:
     return cmd
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=help_epilog()
+)
 @click.version_option(__version__, prog_name="loadgate")
 def cli() -> None:
     """loadgate: verify that an inference stack balances, fails fast, drops overloaded pods and
@@ -77,8 +89,8 @@ def cli() -> None:
 
 
 def fail(message: str) -> None:
-    click.echo(f"loadgate: error: {message}", err=True)
-    sys.exit(2)
+    click.echo(f"loadgate: error: {one_line(message)}", err=True)
+    sys.exit(ExitCode.BAD_INPUT)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,19 +102,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("loadgate: interrupted", err=True)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except click.ClickException as e:
         fail(e.format_message())
     except GateFailed as e:
         click.echo(f"loadgate: {e}", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
     except MeasurementInvalid as e:
         click.echo(f"loadgate: {e}", err=True)
-        sys.exit(3)
+        sys.exit(ExitCode.INVALID)
     except KeyboardInterrupt:
         click.echo("loadgate: interrupted", err=True)
-        sys.exit(130)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        sys.exit(ExitCode.INTERRUPTED)
+    sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,13 @@ def describe_validation_error(
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif first["type"] in ("model_type", "dict_type", "model_attributes_type"):
+        msg = f"expected a mapping of keys, got {_kind(first.get('input'))}"
+    elif first["type"] in ("value_error", "assertion_error"):
+        # our own validators say what and where; pydantic's prefix says nothing more
+        msg = msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if "input" in first and isinstance(first["input"], str):
+            msg = f"{msg} (got {first['input']!r})"
     elif "input" in first and first["type"] != "missing" and not isinstance(first["input"], dict):
         msg = f"{msg} (got {first['input']!r})"
     more = (
@@ -54,7 +61,14 @@ def describe_validation_error(
         if len(errors) > 1
         else ""
     )
-    return f"{source}: {key_path(prefix + loc)}: {msg}{more}"
+    where = prefix + loc
+    return f"{source}: {key_path(where) + ': ' if where else ''}{msg}{more}"
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (an empty file?)"
+    return {list: "a list", str: "a string"}.get(type(value), type(value).__name__)
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -64,6 +78,10 @@ def read_yaml(path: str | Path) -> Any:
         text = p.read_text()
     except FileNotFoundError:
         raise UserError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{p}: is a directory, not a YAML file") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"{p}: not UTF-8 text (byte {e.start}), not a YAML file") from None
     except OSError as e:
         raise UserError(f"{p}: cannot read: {e.strerror}") from None
     try:
@@ -75,16 +93,20 @@ def read_yaml(path: str | Path) -> Any:
         raise UserError(f"{p}:{where}: malformed YAML: {problem}") from None
 
 
-def validate(model: type[M], data: Any, source: str) -> M:
-    """Validate already-parsed data; errors become one UserError line."""
+def validate(model: type[M], data: Any, source: str, prefix: tuple[Any, ...] = ()) -> M:
+    """Validate already-parsed data; errors become one UserError line (`prefix`: the key path
+    of `data` inside its file)."""
     if data is None:
         data = {}
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise UserError(describe_validation_error(e, source)) from None
+        raise UserError(describe_validation_error(e, source, prefix)) from None
 
 
 def load_yaml_model(model: type[M], path: str | Path) -> M:
-    """Read and validate one YAML file as `model`."""
-    return validate(model, read_yaml(path), str(path))
+    """Read and validate one YAML file as `model` (an empty file is said to be empty)."""
+    data = read_yaml(path)
+    if data is None:
+        raise UserError(f"{path}: empty file (expected a {model.__name__.lower()})")
+    return validate(model, data, str(path))

@@ -16,3 +16,14 @@ class GateFailed(Exception):
 class MeasurementInvalid(Exception):
     """A measurement could not be trusted and nothing failed (exit 3): retry, do not blame the
     stack."""
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """`text` as one line; past `limit` characters cut at a word boundary, marked with "...",
+    never mid-word."""
+    line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    if limit is None or len(line) <= limit:
+        return line
+    cut = line[: limit - 3]
+    head = cut.rsplit(" ", 1)[0] if " " in cut else cut
+    return head.rstrip(" ,;:(") + "..."

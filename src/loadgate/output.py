@@ -17,3 +17,15 @@ def output_option(help_text: str = "How to print the result."):
         show_default=True,
         help=help_text,
     )
+
+
+def renamed_option(old: str, takes_value: bool = False):
+    """A hidden former flag (`--json`, `--format json`) that says what replaced it."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value) -> None:
+        if value:
+            raise click.UsageError(f"{old} is now -o/--output ({', '.join(OUTPUTS)})", ctx)
+
+    return click.option(
+        old, hidden=True, is_flag=not takes_value, expose_value=False, callback=refuse
+    )

@@ -56,9 +56,9 @@ def spawn(
     cwd: str | Path | None = None,
 ) -> subprocess.Popen:
     """Start a child that dies with its parent; stdout+stderr go to log_path (or /dev/null;
-    "-": this process's own)."""
-    if log_path == "-":
-        out, log_path = None, None
+    "-": this process's own; "-err": both to this process's stderr)."""
+    if log_path in ("-", "-err"):
+        out, log_path = (None if log_path == "-" else 2), None  # 2: stderr
     else:
         out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - Popen's
     # Prefer util-linux `setpriv --pdeathsig` (exec-time, same pid) over a preexec_fn: Python code

@@ -65,14 +65,10 @@ def test_same_build_twice_is_no_change_and_a_slower_model_regressed(tmp_path, ca
             ["run", str(scenario), "--out", str(tmp_path / name), *ONE_POD, *FAST, *extra], capsys
         )
         assert code == 0, name
-    code, out = cli(
-        ["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--format", "json"], capsys
-    )
+    code, out = cli(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "-o", "json"], capsys)
     same = verdicts(out)
     assert code == 0 and set(same.values()) == {"no change"}, same
-    code, out = cli(
-        ["compare", str(tmp_path / "a"), str(tmp_path / "slow"), "--format", "json"], capsys
-    )
+    code, out = cli(["compare", str(tmp_path / "a"), str(tmp_path / "slow"), "-o", "json"], capsys)
     slow = verdicts(out)
     assert code == 1, slow
     # TTFT's median can sit between "a slot was free" and "waited for one": its p99 cannot
@@ -106,7 +102,7 @@ def test_capacity_of_a_slower_model_is_lower(tmp_path, capsys, monkeypatch):
     scenario.write_text(CAPACITY)
     results = {}
     for name, extra in {"base": [], "slow": ["--twin-override", "decode_slowdown=1.25"]}.items():
-        args = ["capacity", str(scenario), "--out", str(tmp_path / name), "--format", "json"]
+        args = ["capacity", str(scenario), "--out", str(tmp_path / name), "-o", "json"]
         code, out = cli(args + [*ONE_POD, *FAST, *extra], capsys)
         assert code == 0, out
         results[name] = json.loads(out)
@@ -115,6 +111,6 @@ def test_capacity_of_a_slower_model_is_lower(tmp_path, capsys, monkeypatch):
     assert slow["capacity"] < base["capacity"]
     assert (tmp_path / "base" / "capacity.html").read_text().count("data:image/png") == 2
     code, out = cli(
-        ["compare", str(tmp_path / "base"), str(tmp_path / "slow"), "--format", "json"], capsys
+        ["compare", str(tmp_path / "base"), str(tmp_path / "slow"), "-o", "json"], capsys
     )
     assert verdicts(out) == {"capacity/capacity": "regressed"} and code == 1

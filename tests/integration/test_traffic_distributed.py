@@ -52,12 +52,13 @@ def start_master(modelserver, scenario, out, workers: int):
         str(workers),
         "--master-bind",
         f"127.0.0.1:{port}",
-        "--json",
+        "-o",
+        "json",
     )
     return master, f"127.0.0.1:{port}"
 
 
-def finish(master, workers) -> tuple[dict, str]:
+def finish(master, workers, code: int = 0) -> tuple[dict, str]:
     try:
         stdout, stderr = master.communicate(timeout=100)
         for w in workers:
@@ -65,7 +66,7 @@ def finish(master, workers) -> tuple[dict, str]:
     finally:
         for p in (master, *workers):
             stop(p)
-    assert master.returncode == 0, stderr
+    assert master.returncode == code, stderr
     return json.loads(stdout), stderr
 
 
@@ -80,7 +81,7 @@ def test_worker_stopped_mid_run_ships_every_row_and_is_named(modelserver, tmp_pa
     # in flight; a runs the whole schedule.
     wait_until(lambda: len(read_live(out)) >= 40, 60, what="rows from both workers")
     b.send_signal(signal.SIGTERM)
-    summary, stderr = finish(master, [a, b])
+    summary, stderr = finish(master, [a, b], code=3)  # INVALID: a generator stopped early
 
     df = read_samples(out / "samples.parquet")
     generator = json.loads((out / "generator.json").read_text())
@@ -109,7 +110,7 @@ def test_worker_with_another_scenario_sends_nothing_and_is_named(modelserver, tm
     master, addr = start_master(modelserver, scenario, out, workers=2)
     good = loadgate("worker", str(scenario), "--master", addr)
     stray = loadgate("worker", str(other), "--master", addr)
-    summary, _ = finish(master, [good, stray])
+    summary, _ = finish(master, [good, stray], code=3)  # INVALID: a worker sent nothing
     g = summary["generator"]
     assert not g["valid"]
     assert any("different scenario file" in r for r in g["invalid_reasons"])

@@ -57,7 +57,7 @@ def test_gameday_adds_the_control_when_missing():
 def test_configuration_keys_are_checked():
     s = settings_from({"loadgate_platform": "twin", "loadgate_out": "", "other": 1})
     assert s.platform == "twin" and s.out == ""
-    with pytest.raises(UserError, match="loadgate_\\*.*platfrom"):
+    with pytest.raises(UserError, match="configuration.loadgate_platfrom: unknown key"):
         settings_from({"loadgate_platfrom": "twin"})
     with pytest.raises(UserError, match="platform"):
         settings_from({"loadgate_platform": "docker"})
@@ -86,7 +86,7 @@ def test_kubernetes_without_a_kubernetes_block_is_refused(tmp_path):
     cfg = tmp_path / "loadgate.yaml"
     cfg.write_text("stack: twin\n")
     s = settings_from({"loadgate_platform": "kubernetes", "loadgate_config": str(cfg)})
-    with pytest.raises(UserError, match="no 'kubernetes' block"):
+    with pytest.raises(UserError, match="no 'kubernetes:' block"):
         build_platform(s)
 
 

@@ -37,12 +37,12 @@ def test_single_runs_aa_no_change_and_slowed_regressed(tmp_path, rng, capsys):
     a = write_run(tmp_path / "a", rng)
     b = write_run(tmp_path / "b", rng)
     slow = write_run(tmp_path / "slow", rng, slow=1.25)
-    code, out, _ = run_cli(["compare", str(a), str(b), "--format", "json"], capsys)
+    code, out, _ = run_cli(["compare", str(a), str(b), "-o", "json"], capsys)
     assert code == 0
     v = verdicts(out)
     assert v["llm/ttft_p50_ms"] == v["llm/itl_p50_ms"] == v["cv/latency_p50_ms"] == "no change"
     assert "regressed" not in v.values() and "improved" not in v.values()
-    code, out, _ = run_cli(["compare", str(a), str(slow), "--format", "json"], capsys)
+    code, out, _ = run_cli(["compare", str(a), str(slow), "-o", "json"], capsys)
     assert code == 1  # ttft_p99 and itl_p99 gate by default
     v = verdicts(out)
     assert v["llm/ttft_p50_ms"] == v["llm/ttft_p99_ms"] == v["llm/itl_p99_ms"] == "regressed"
@@ -67,7 +67,7 @@ def test_many_runs_per_side_use_runs_and_too_few_say_so(tmp_path, rng, capsys):
         write_run(tmp_path / "base" / f"run-{i}", rng, seconds=20)
         write_run(tmp_path / "cand" / f"run-{i}", rng, seconds=20, slow=1.25)
     code, out, _ = run_cli(
-        ["compare", str(tmp_path / "base"), str(tmp_path / "cand"), "--format", "json"], capsys
+        ["compare", str(tmp_path / "base"), str(tmp_path / "cand"), "-o", "json"], capsys
     )
     data = json.loads(out)
     ttft = next(r for r in data["rows"] if (r["scope"], r["figure"]) == ("llm", "ttft_p50_ms"))
@@ -75,7 +75,7 @@ def test_many_runs_per_side_use_runs_and_too_few_say_so(tmp_path, rng, capsys):
     assert ttft["verdict"] == "regressed" and code == 1
     three = ",".join(str(tmp_path / "base" / f"run-{i}") for i in range(3))
     three_b = ",".join(str(tmp_path / "cand" / f"run-{i}") for i in range(3))
-    code, out, _ = run_cli(["compare", three, three_b, "--format", "json"], capsys)
+    code, out, _ = run_cli(["compare", three, three_b, "-o", "json"], capsys)
     assert code == 0
     assert set(verdicts(out).values()) == {"not enough samples"}
 
@@ -189,11 +189,11 @@ def test_capacity_regressed_when_the_searches_intervals_part(tmp_path, capsys):
         (tmp_path / name).mkdir()
         write_result(tmp_path / name, r)
     code, out, _ = run_cli(
-        ["compare", str(tmp_path / "base"), str(tmp_path / "same"), "--format", "json"], capsys
+        ["compare", str(tmp_path / "base"), str(tmp_path / "same"), "-o", "json"], capsys
     )
     assert code == 0 and verdicts(out) == {"capacity/capacity": "no change"}
     code, out, _ = run_cli(
-        ["compare", str(tmp_path / "base"), str(tmp_path / "slow"), "--format", "json"], capsys
+        ["compare", str(tmp_path / "base"), str(tmp_path / "slow"), "-o", "json"], capsys
     )
     assert code == 1 and verdicts(out) == {"capacity/capacity": "regressed"}
 
@@ -246,7 +246,7 @@ def test_gate_figures_take_their_direction_from_the_threshold(tmp_path, capsys):
                 ),
             )
     code, out, _ = run_cli(
-        ["compare", str(tmp_path / "base"), str(tmp_path / "cand"), "--format", "json"], capsys
+        ["compare", str(tmp_path / "base"), str(tmp_path / "cand"), "-o", "json"], capsys
     )
     v = verdicts(out)
     assert v == {

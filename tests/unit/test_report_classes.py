@@ -4,8 +4,10 @@ part of the OK share; a CANCELLED call while the load was still sending is an er
 import pandas as pd
 import pytest
 
-from loadgate.report.classes import NO_MESSAGE, TOTAL, class_table, error_table, stop_cancelled
+from loadgate.judge.outcomes import stop_cancelled
+from loadgate.report.classes import TOTAL, class_table, error_table
 from loadgate.schema import SAMPLE_COLUMNS
+from loadgate.traffic.summary import NO_MESSAGE
 
 
 def calls(rows) -> pd.DataFrame:

@@ -74,7 +74,7 @@ def test_bad_summaries_are_user_errors(tmp_path):
     with pytest.raises(UserError, match="no such file"):
         read_summary(tmp_path)
     (tmp_path / "summary.json").write_text('{"run_id": "x", "scenario": "s", "stack": "t", "x": 1}')
-    with pytest.raises(UserError, match="summary.json: x: Extra inputs"):
+    with pytest.raises(UserError, match="summary.json: x: unknown key"):
         read_summary(tmp_path)
 
 

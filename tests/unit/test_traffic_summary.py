@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from loadgate.traffic.scenario import Scenario
-from loadgate.traffic.summary import format_table, summarize
+from loadgate.traffic.summary import format_table, progress_line, summarize
 
 SC = Scenario.model_validate(
     {
@@ -111,3 +111,25 @@ def test_distinct_error_messages_with_counts_most_frequent_first():
     capped = error_messages(df, limit=1)
     assert capped[-1] == {"status": "", "message": None, "count": 3}
     assert "errors by message" not in format_table(summarize(frame(5), SC, {}))
+
+
+def test_progress_names_the_scheduled_phase_then_draining():
+    sc = Scenario.model_validate(
+        {
+            "name": "t",
+            "arrival": "constant",
+            "classes": [{"name": "cv", "model": "cv", "kind": "cv"}],
+            "phases": [
+                {"name": "warm", "duration_s": 10, "rate": 1},
+                {"name": "peak", "duration_s": 20, "rate": 1},
+            ],
+        }
+    )
+    late = frame(n=8)  # rows of the first phase that finish late (long streams)
+    late["phase"] = "warm"
+    assert progress_line(late, 4, 3, sc).startswith("[    3/30s] phase warm: 2.0 calls/s")
+    assert "phase peak" in progress_line(late, 4, 12, sc)  # the schedule's, not the rows'
+    draining = progress_line(late, 4, 35, sc)
+    assert draining.startswith("[   35s, 30s scheduled] draining in-flight calls: 2.0 calls/s")
+    assert "phase" not in draining and "/30s]" not in draining
+    assert progress_line(late.iloc[:0], 4, 40, sc).endswith("no call finished in the last 4s")

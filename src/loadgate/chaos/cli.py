@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from loadgate.flags import POSITIVE
+
 
 def _say(msg: str) -> None:
     click.echo(f"loadgate: {msg}", err=True)
@@ -30,7 +32,7 @@ def _say(msg: str) -> None:
 )  # fmt: skip
 @click.option(
     "--time-scale",
-    type=float,
+    type=POSITIVE,
     default=None,
     help="Time scale of a booted twin (default 0.2; > 0).",
 )
@@ -48,8 +50,6 @@ def gameday(
     from loadgate.chaos.gameday import plan, run_gameday
     from loadgate.errors import UserError
 
-    if time_scale is not None and not time_scale > 0:
-        raise UserError(f"--time-scale: must be > 0, got {time_scale:g}")
     overrides = {}
     for item in variables:
         key, sep, value = item.partition("=")

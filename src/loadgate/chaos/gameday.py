@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from loadgate.chaos.control import JOURNAL_FILE, TIMELINE_FILE, default_out_dir
-from loadgate.chaos.platforms import settings_from
+from loadgate.chaos.platforms import ChaosSettings, settings_from
+from loadgate.completion import writing
+from loadgate.config import read_yaml
 from loadgate.errors import UserError
+from loadgate.traffic.scenario import load_scenario
 
 CONTROL_MODULE = "loadgate.chaos.control"
 Progress = Callable[[str], None]
@@ -44,9 +47,12 @@ class GamedayResult:
 
     @property
     def exit_code(self) -> int:
+        from loadgate.exits import ExitCode
+
         if self.status == "interrupted":
-            return 130
-        return 0 if self.status == "completed" and not self.deviated else 1
+            return ExitCode.INTERRUPTED
+        ok = self.status == "completed" and not self.deviated
+        return ExitCode.OK if ok else ExitCode.FAILED
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -57,6 +63,8 @@ def load(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise UserError(f"{path}: no such experiment file")
+    if path.suffix in (".yaml", ".yml"):
+        read_yaml(path)  # a syntax error with its line, before chaoslib's own words
     try:
         experiment = load_experiment(str(path), {})
         ensure_experiment_is_valid(experiment)
@@ -150,10 +158,11 @@ def twin_for(cfg: dict[str, Any], manifests: Path, time_scale: float | None, pro
         progress(f"using the running twin (pid {state['pid']}, gRPC {state['grpc_target']})")
         yield state["control_url"]
         return
-    from loadgate.twin.boot import boot_twin, twin_spec
+    from loadgate.twin.boot import boot_twin, time_scale_note, twin_spec
 
-    progress(f"no twin running: booting one from {manifests}")
-    with boot_twin(twin_spec(manifests, time_scale=time_scale), None, progress) as twin:
+    spec = twin_spec(manifests, time_scale=time_scale)
+    progress(f"no twin running: booting one from {manifests} ({time_scale_note(spec.time_scale)})")
+    with boot_twin(spec, None, progress) as twin:
         yield twin.control_url
     progress("twin stopped")
 
@@ -164,7 +173,7 @@ def plan(path: Path, overrides: dict[str, Any] | None = None) -> list[str]:
 
     experiment = load(path)
     cfg = configuration(experiment, overrides or {})
-    s = settings_from(cfg)
+    s = settings_from(cfg, str(path))
     lines = [f"platform: {s.platform}"]
     if s.platform == "twin":
         from loadgate.twin.daemon import running_twin
@@ -180,7 +189,11 @@ def plan(path: Path, overrides: dict[str, Any] | None = None) -> list[str]:
             lines.append(f"kubernetes: from {s.config} (refused unless in kubernetes.allowed)")
         except UserError as e:
             lines.append(f"REFUSED: {e}")
-    lines.append(f"background load: {s.scenario} for the whole experiment")
+    try:
+        load_scenario(s.scenario)
+        lines.append(f"background load: {s.scenario} for the whole experiment")
+    except UserError as e:
+        lines.append(f"REFUSED: background load: {e}")
     return lines + describe_plan(experiment, cfg)
 
 
@@ -199,26 +212,39 @@ def run_gameday(
     ensure_control(experiment)
     vars_: dict[str, Any] = dict(overrides or {})
     out = (out_dir or default_out_dir(experiment.get("title", path.stem))).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     vars_["loadgate_out"] = str(out)
     cfg = configuration(experiment, vars_)
-    if settings_from(cfg).platform == "kubernetes":
+    settings = settings_from(cfg, str(path))
+    load_scenario(settings.scenario)  # the background load's file: one line now, not mid-run
+    if settings.platform == "kubernetes":
         from loadgate.chaos.platforms import build_platform
 
-        build_platform(settings_from(cfg)).close()  # the allowlist check, before any load
+        build_platform(settings).close()  # the allowlist check, before any load
         twin = contextlib.nullcontext(None)
     else:
+        from loadgate.twin.manifests import load_twin_spec
+
+        if settings_wants_boot(settings):
+            load_twin_spec(manifests)  # broken manifests: one line, before the run directory
         twin = twin_for(cfg, manifests, time_scale, say)
-    with twin as control_url, _chaos_log(out, say):
-        if control_url:
-            vars_["loadgate_control_url"] = control_url
-        say(f"running '{experiment.get('title')}' with background load, out {out}")
-        journal = run_experiment(
-            experiment, settings=runtime_settings(experiment), experiment_vars=(vars_, {})
-        )
-    (out / JOURNAL_FILE).write_text(json.dumps(journal, indent=2, default=str))
-    report = write_gameday_report(out, journal, experiment)
+    with writing(out, "loadgate gameday"):
+        with twin as control_url, _chaos_log(out, say):
+            if control_url:
+                vars_["loadgate_control_url"] = control_url
+            say(f"running '{experiment.get('title')}' with background load, out {out}")
+            journal = run_experiment(
+                experiment, settings=runtime_settings(experiment), experiment_vars=(vars_, {})
+            )
+        (out / JOURNAL_FILE).write_text(json.dumps(journal, indent=2, default=str))
+        report = write_gameday_report(out, journal, experiment)
     return GamedayResult(out, journal, report)
+
+
+def settings_wants_boot(s: ChaosSettings) -> bool:
+    """gameday boots a twin: no control URL is configured and no twin is running."""
+    from loadgate.twin.daemon import running_twin
+
+    return not s.control_url and running_twin(Path(s.twin_state_dir)) is None
 
 
 @contextlib.contextmanager

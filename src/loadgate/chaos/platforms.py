@@ -18,11 +18,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from loadgate.chaos import session
-from loadgate.config import StrictModel, read_yaml, validate
-from loadgate.errors import UserError
+from loadgate.config import StrictModel, validate
 from loadgate.platform.base import Platform
 
 PREFIX = "loadgate_"
@@ -30,6 +29,8 @@ PREFIX = "loadgate_"
 
 class ChaosSettings(StrictModel):
     """The `loadgate_*` keys of an experiment's configuration (a misspelt one is an error)."""
+
+    model_config = ConfigDict(**StrictModel.model_config, alias_generator=lambda n: PREFIX + n)
 
     platform: Literal["twin", "kubernetes"] = "twin"
     control_url: str = ""
@@ -40,22 +41,22 @@ class ChaosSettings(StrictModel):
     load_processes: int = Field(1, ge=1, le=16)
 
 
-def settings_from(configuration: dict[str, Any] | None) -> ChaosSettings:
+def settings_from(
+    configuration: dict[str, Any] | None, source: str = "the experiment"
+) -> ChaosSettings:
+    """The `loadgate_*` keys; a mistake names `source` (the experiment file) and the key."""
     cfg = configuration or {}
-    data = {k[len(PREFIX) :]: v for k, v in cfg.items() if k.startswith(PREFIX)}
-    data = {k: v for k, v in data.items() if v is not None and v != ""}
-    return validate(ChaosSettings, data, "experiment configuration (loadgate_*)")
+    data = {k: v for k, v in cfg.items() if k.startswith(PREFIX) and v is not None and v != ""}
+    return validate(ChaosSettings, data, source, ("configuration",))
 
 
 def kubernetes_block(config_path: str) -> dict[str, Any]:
-    """The `kubernetes:` block of loadgate.yaml (the Kubernetes platform's own keys)."""
-    data = read_yaml(config_path)
-    if not isinstance(data, dict) or not isinstance(data.get("kubernetes"), dict):
-        raise UserError(
-            f"{config_path}: no 'kubernetes' block: chaos on Kubernetes needs its context, "
-            "namespace and allowlist there"
-        )
-    return data["kubernetes"]
+    """The `kubernetes:` block of loadgate.yaml (the Kubernetes platform's own keys), checked."""
+    from loadgate.platform.kubernetes import config_block
+
+    return config_block(
+        config_path, "chaos on Kubernetes needs its context, namespace and allowlist"
+    )
 
 
 def build_platform(s: ChaosSettings) -> Platform:

@@ -8,14 +8,18 @@ report's path; exit 0 only when every expected gate exists and passes.
 
 from __future__ import annotations
 
-import subprocess
+import signal
 import sys
 from pathlib import Path
 
 import click
 
 from loadgate.errors import GateFailed, MeasurementInvalid, UserError
+from loadgate.exits import ExitCode
 from loadgate.gate import catalogue
+from loadgate.gate.plugin import stopped_by
+from loadgate.output import output_option
+from loadgate.procs import spawn, stop
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -47,6 +51,7 @@ from loadgate.gate import catalogue
     metavar="KEY=VALUE",
     help="Override a twin setting, e.g. lb=round_robin, max_requests=0 (repeatable).",
 )
+@output_option("The verdicts as a table, or summary.json as JSON (pytest's output to stderr).")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def gate(
     loadtests_dir: str,
@@ -54,28 +59,31 @@ def gate(
     stack: str | None,
     report_dir: str | None,
     twin_override: tuple[str, ...],
+    output: str,
     pytest_args: tuple[str, ...],
 ) -> None:
     """Run every gate in loadtests/ against the stack; exit 0 only when all gates exist and pass."""
-    from loadgate.gate.config import load_gate_config, with_overrides, with_stack_kind
+    from loadgate.gate.config import prepare
     from loadgate.gate.session import format_table, new_run_id
     from loadgate.report.summary import read_summary
 
+    # config, overrides and manifests: one line now if broken, not a pytest banner later
+    cfg, scenarios = prepare(config_path, twin_override, stack)
     folder = Path(loadtests_dir)
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder of gate tests")
-    cfg, _ = load_gate_config(config_path)  # a config mistake is one line, before anything boots
-    cfg = with_stack_kind(with_overrides(cfg, twin_override), stack, config_path)
-    # The manifests (the deployment's facts, and the twin's config): one line now if they are
-    # broken, not a pytest banner later.
-    from loadgate.twin.manifests import load_twin_spec
-
-    load_twin_spec(cfg.stack.manifests)
     if cfg.stack.kind == "kubernetes":
         # Wrong kube context, RBAC or an unreachable API: one line now, before any load.
         from loadgate.platform.kubernetes import KubernetesPlatform
 
         KubernetesPlatform.from_config(cfg.kubernetes or {}, source=config_path).replicas()
+    given = cfg.target or (
+        (cfg.kubernetes or {}).get("grpc_target") if cfg.stack.kind == "kubernetes" else None
+    )
+    if given:  # a named stack that does not answer gRPC: one line now, not mid-session
+        from loadgate.traffic.runner import check_target
+
+        check_target(given, next(iter(scenarios.values())))
     missing = [g for g in catalogue.GATES if not (folder / g.test_file).exists()]
     run_id = new_run_id()
     cmd = [
@@ -97,26 +105,32 @@ def gate(
         cmd += ["--report-dir", report_dir]
     for item in twin_override:
         cmd += ["--twin-override", item]
-    rc = subprocess.call([*cmd, *pytest_args])
-    if rc in (2, 4):  # interrupted or a usage error: pytest has printed the one-line reason
-        raise UserError(f"the gate did not run to the end (pytest exit {rc}); see the line above")
+    rc, interrupted = _run_pytest([*cmd, *pytest_args], quiet=output == "json")
+    if rc == 4:  # pytest refused its arguments: it has printed the one-line reason
+        raise UserError(f"pytest refused the arguments after -- (pytest exit {rc}); see above")
     base = Path(report_dir) if report_dir else cfg.report_dir
     run_dir = (base if base.is_absolute() else Path(config_path).resolve().parent / base) / run_id
-    click.echo("")
-    summary = None
-    if (run_dir / "summary.json").exists():
-        summary = read_summary(run_dir)
+    if rc == 2 and not interrupted:  # the session stopped on a user error (the stack's reach)
+        raise UserError(stopped_by(run_dir) or f"the gate stopped (pytest exit {rc}); see above")
+    report = run_dir / "report.html"
+    summary = read_summary(run_dir) if (run_dir / "summary.json").exists() else None
+    if output == "json":
+        click.echo(summary.model_dump_json(indent=2) if summary else "null")
+    elif summary is not None:
+        click.echo("")
         click.echo(format_table(summary.gates))
         if not summary.valid:
             click.echo(f"INVALID: {summary.invalid_reason}")
-        click.echo(f"report: {run_dir / 'report.html'}")
+        click.echo(f"report: {report}")
     else:
-        click.echo(f"no summary was written (pytest exit {rc}); see {run_dir}")
+        click.echo(f"\nno summary was written (pytest exit {rc}); see {run_dir}")
+    if interrupted:  # every gate that ran is written, and the report says INTERRUPTED
+        click.echo(f"loadgate: gate INTERRUPTED; report: {report}", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
     for g in missing:
         click.echo(f"loadgate: gate not implemented yet: {g.test_file} ({g.proves})", err=True)
     if missing:
         raise GateFailed(f"gate FAILED: {len(missing)} gate(s) missing")
-    report = run_dir / "report.html"
     if summary is None or rc not in (0, 1, 3) or summary.status == "FAIL":
         raise GateFailed(f"gate FAILED (pytest exit {rc}); report: {report}")
     if summary.status == "INVALID":
@@ -125,4 +139,25 @@ def gate(
         )
     if rc != 0:
         raise GateFailed(f"gate FAILED (pytest exit {rc}); report: {report}")
-    click.echo("gate PASSED")
+    click.echo("gate PASSED", err=output == "json")
+
+
+def _run_pytest(cmd: list[str], quiet: bool) -> tuple[int, bool]:
+    """(pytest's exit code, interrupted). pytest runs in its own process group (and dies with
+    this one): a Ctrl-C or SIGTERM here is passed on once as SIGINT, so pytest stops the gate in
+    order and writes what ran."""
+    proc = spawn(cmd, "-err" if quiet else "-")
+    forwarded: list[bool] = []
+
+    def forward(_signum, _frame) -> None:
+        if not forwarded:
+            forwarded.append(True)
+            proc.send_signal(signal.SIGINT)
+
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait(), bool(forwarded)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        stop(proc, grace=60)

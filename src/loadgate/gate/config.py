@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError, model_validator
 from loadgate.config import StrictModel, describe_validation_error, read_yaml, validate
 from loadgate.errors import UserError
 from loadgate.gate import catalogue
+from loadgate.hostport import HostPort
 from loadgate.judge.trust import TrustLimits
 from loadgate.traffic.scenario import Scenario, TrafficClass, load_scenario
 
@@ -68,7 +69,7 @@ class GateSpec(StrictModel):
 
 class GateConfig(StrictModel):
     stack: Stack = Field(default_factory=Stack)
-    target: str | None = None  # host:port of the proxy; default: the twin's, or kubernetes'
+    target: HostPort | None = None  # the proxy's gRPC address; default: the twin's, or kubernetes'
     classes: list[TrafficClass] = Field(default_factory=list)
     gates: dict[str, GateSpec] = Field(min_length=1)
     report_dir: Path = Path("reports")
@@ -119,7 +120,10 @@ def resolve_scenario(cfg: GateConfig, gate: str, base: Path, source: str) -> Sce
     spec = cfg.gates[gate]
     if isinstance(spec.scenario, str):
         path = Path(spec.scenario)
-        return load_scenario(path if path.is_absolute() else base / path)
+        try:
+            return load_scenario(path if path.is_absolute() else base / path)
+        except UserError as e:  # name the key that points at the file, then the file's own words
+            raise UserError(f"{source}: gates.{gate}.scenario: {e}") from None
     data = dict(spec.scenario)
     by_name = {c.name: c.model_dump() for c in cfg.classes}
     classes = []
@@ -141,7 +145,10 @@ def resolve_scenario(cfg: GateConfig, gate: str, base: Path, source: str) -> Sce
 def load_gate_config(path: str | Path) -> tuple[GateConfig, dict[str, Scenario]]:
     """Read loadgate.yaml: the config and every gate's scenario, all validated up front."""
     p = Path(path)
-    cfg = validate(GateConfig, read_yaml(p), str(p))
+    data = read_yaml(p)
+    if data is None:
+        raise UserError(f"{p}: empty file (expected gates:, stack:, ...)")
+    cfg = validate(GateConfig, data, str(p))
     base = p.resolve().parent
     for g in cfg.gates:
         gate_params(cfg, g, str(p))  # a bad parameter is one line now, before anything boots
@@ -200,3 +207,17 @@ def with_overrides(cfg: GateConfig, items: list[str] | tuple[str, ...]) -> GateC
     merged = {**cfg.stack.twin.model_dump(exclude_none=True), **extra}
     twin = validate(TwinOverrides, merged, "--twin-override")
     return cfg.model_copy(update={"stack": cfg.stack.model_copy(update={"twin": twin})})
+
+
+def prepare(
+    path: str | Path, overrides: list[str] | tuple[str, ...], stack: str | None
+) -> tuple[GateConfig, dict[str, Scenario]]:
+    """What `loadgate gate` and `pytest loadtests` check before anything boots: the config with
+    its scenarios, the overrides, the stack kind and the manifests (the deployment's facts on
+    both kinds). Every mistake is one UserError line."""
+    from loadgate.twin.manifests import load_twin_spec
+
+    cfg, scenarios = load_gate_config(path)
+    cfg = with_stack_kind(with_overrides(cfg, overrides), stack, path)
+    load_twin_spec(cfg.stack.manifests)
+    return cfg, scenarios

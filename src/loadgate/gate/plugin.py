@@ -23,6 +23,15 @@ import pytest
 
 _KEY = pytest.StashKey["object"]()  # the GateSession (typed loosely: its module is imported late)
 _ACTIVE = pytest.StashKey[bool]()
+STOPPED_BY = "stopped_by.txt"  # the user error that ended a session early, in its run directory
+
+
+def stopped_by(run_dir: Path) -> str:
+    """The user error that stopped the session in run_dir ("" if none did)."""
+    try:
+        return (run_dir / STOPPED_BY).read_text().strip()
+    except OSError:
+        return ""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,22 +76,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_ACTIVE] = active
     if not active:
         return
+    from loadgate import completion
     from loadgate.errors import UserError
-    from loadgate.gate.config import load_gate_config, with_overrides, with_stack_kind
+    from loadgate.gate.config import prepare
     from loadgate.gate.session import GateSession, new_run_id
 
     path = Path(config.getoption("loadgate_config") or Path(config.rootpath) / "loadgate.yaml")
     try:
-        cfg, scenarios = load_gate_config(path)
-        cfg = with_overrides(cfg, config.getoption("twin_override"))
-        cfg = with_stack_kind(cfg, config.getoption("stack"), path)
+        cfg, scenarios = prepare(path, config.getoption("twin_override"), config.getoption("stack"))
     except UserError as e:
         raise pytest.UsageError(f"loadgate: error: {e}") from None
     report_dir = Path(config.getoption("report_dir") or cfg.report_dir)
     if not report_dir.is_absolute():
         report_dir = Path(config.rootpath) / report_dir
     run_dir = report_dir / (config.getoption("run_id") or new_run_id())
-    run_dir.mkdir(parents=True, exist_ok=True)
+    completion.begin(run_dir, "loadgate gate")  # removed once summary and report are written
     tr = config.pluginmanager.get_plugin("terminalreporter")
 
     def say(msg: str) -> None:
@@ -148,6 +156,7 @@ def run_gate(request: pytest.FixtureRequest, gate_session):
         try:
             return gate_session.run_gate(gate, during=during)
         except UserError as e:  # e.g. the stack cannot be reached: a user problem, stop the session
+            (gate_session.run_dir / STOPPED_BY).write_text(f"{e}\n")  # `loadgate gate`'s line
             pytest.exit(f"loadgate: error: {e}", returncode=2)
 
     return run
@@ -177,6 +186,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     s.close()
     s.written = s.write()
+    from loadgate import completion
     from loadgate.gate import catalogue
     from loadgate.gate.junit import mark_invalid
 
@@ -192,6 +202,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     failed = s.errors or any(r.status == "FAIL" for r in s.runs.values())
     if invalid and exitstatus == pytest.ExitCode.TESTS_FAILED and not failed:
         session.exitstatus = 3
+    completion.finish(s.run_dir)  # junit.xml, summary.json and report.html are whole
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -205,6 +205,10 @@ def run_load(
         thread.start()
     try:
         result = handle.wait(progress=say)
+    except KeyboardInterrupt:  # Ctrl-C: the gate's files are written in order, marked interrupted
+        say(f"gate {scenario.name}: interrupted, stopping the load in order...")
+        handle.interrupted("SIGINT")
+        raise
     finally:
         if handle.running:
             handle.stop()

@@ -180,11 +180,13 @@ class TwinStack(GateStack):
 
     def start(self) -> TwinStack:
         from loadgate.observe.envoy_access import FileProxyLog
-        from loadgate.twin.boot import boot_twin
+        from loadgate.twin.boot import boot_twin, time_scale_note
 
         t0 = time.monotonic()
         rd = self.run_dir / "twin" / str(len(self.boot_s) + 1)
         self.say(f"booting the twin ({self.facts.describe()}) in {rd}")
+        if not self.boot_s:
+            self.say(f"  {time_scale_note(self.spec.time_scale)}")
         self.twin = boot_twin(
             self.spec, rd, progress=lambda m: self.say(f"  twin: {m}"), wait_metrics=True
         )

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from loadgate.exits import ExitCode
 from loadgate.lint.check import lint as run_lint
 from loadgate.lint.check import rule_descriptions
 from loadgate.lint.findings import render_json, render_text
@@ -41,4 +42,4 @@ def lint(directory: str, output: str, kube_version: str, list_rules: bool) -> No
     else:
         click.echo(render_text(result.findings, result.files, result.objects))
     if result.errors:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from loadgate.config import read_yaml
 from loadgate.errors import UserError
 from loadgate.lint.findings import Finding
 
@@ -129,10 +130,9 @@ def load(directory: str | Path) -> Manifests:
 
 
 def _kustomize_resources(kust: Path, findings: list[Finding]) -> list[Path]:
-    try:
-        data = yaml.safe_load(kust.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"{kust}: malformed YAML: {str(e).splitlines()[0]}") from None
+    data = read_yaml(kust) or {}  # a syntax error is one line with its line number
+    if not isinstance(data, dict):
+        raise UserError(f"{kust}: expected a Kustomization mapping, got {type(data).__name__}")
     out: list[Path] = []
     for i, entry in enumerate(data.get("resources") or []):
         p = kust.parent / str(entry)

@@ -74,6 +74,9 @@ def connect(
             f"kubeconfig {path} (from {named_by}) not found (set kubeconfig: or KUBECONFIG)"
         )
     try:
+        if not isinstance(yaml.safe_load(Path(path).read_text()), dict):
+            raise UserError(f"kubeconfig {path}: not a kubeconfig (expected a mapping with "
+                            "clusters, users and contexts)")  # fmt: skip
         contexts, current = kube_config.list_kube_config_contexts(path)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -81,11 +84,13 @@ def connect(
         why = getattr(e, "problem", None) or _first_line(e)
         raise UserError(f"kubeconfig {path}: malformed YAML ({line}{why})") from None
     except (ConfigException, OSError, ValueError, TypeError, AttributeError) as e:
+        if "Expected key current-context" in str(e):
+            raise UserError(no_current(path)) from None
         raise UserError(f"kubeconfig {path}: not a valid kubeconfig: {_first_line(e)}") from None
     names = [c["name"] for c in contexts or []]
     chosen = context or (current or {}).get("name")
     if not chosen:
-        raise UserError(f"kubeconfig {path} has no current-context; name one with context:")
+        raise UserError(no_current(path))
     if chosen not in names:
         raise UserError(
             f"kube context '{chosen}' not found in {path} (available: {', '.join(names) or 'none'})"
@@ -101,6 +106,10 @@ def connect(
     _no_retries(cfg)
     ns = namespace or (entry.get("context") or {}).get("namespace") or "default"
     return Connection(client.ApiClient(cfg), chosen, ns, cfg.host)
+
+
+def no_current(path: str) -> str:
+    return f"kubeconfig {path} has no current-context; name one with kubernetes.context"
 
 
 def _connect_in_cluster(namespace: str | None, path: str) -> Connection:

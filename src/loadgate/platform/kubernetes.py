@@ -19,6 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
@@ -26,8 +27,9 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from loadgate.config import StrictModel, validate
+from loadgate.config import StrictModel, read_yaml, validate
 from loadgate.errors import UserError
+from loadgate.hostport import HostPort
 from loadgate.observe.envoy_access import PodLogProxyLog
 from loadgate.platform import k8s_objects as k8s
 from loadgate.platform.base import Event, Platform, Pod, Replicas
@@ -39,7 +41,7 @@ T = TypeVar("T")
 class KubernetesConfig(StrictModel):
     """The `kubernetes:` block of loadgate.yaml (every key optional except grpc_target)."""
 
-    grpc_target: str  # host:port of the Envoy Service's gRPC listener, reachable from loadgate
+    grpc_target: HostPort  # the Envoy Service's gRPC listener, reachable from loadgate
     context: str | None = None  # kubeconfig context; None = current-context; "in-cluster"
     kubeconfig: str | None = None  # path; None = $KUBECONFIG or ~/.kube/config
     namespace: str | None = None  # None = the context's namespace, else "default"
@@ -57,6 +59,16 @@ class KubernetesConfig(StrictModel):
 
 class _Block(StrictModel):
     kubernetes: KubernetesConfig  # so errors name the key as written: kubernetes.<key>
+
+
+def config_block(path: str | Path, needed_for: str) -> dict[str, Any]:
+    """The `kubernetes:` block of the YAML file `path` (loadgate.yaml or another), its keys
+    checked (nothing is connected): one UserError line naming `path` otherwise."""
+    data = read_yaml(path)
+    if not isinstance(data, dict) or not isinstance(data.get("kubernetes"), dict):
+        raise UserError(f"{path}: no 'kubernetes:' block ({needed_for})")
+    validate(_Block, {"kubernetes": data["kubernetes"]}, str(path))
+    return data["kubernetes"]
 
 
 class KubernetesPlatform(Platform):

@@ -13,9 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from loadgate import __version__
+from loadgate.config import describe_validation_error
 from loadgate.errors import UserError
 from loadgate.regression import BASELINES_DIR
 from loadgate.regression.result import CAPACITY_FILE
@@ -108,8 +109,9 @@ def listing(root: Path = BASELINES_DIR) -> list[BaselineInfo]:
     for f in sorted(root.glob(f"*/{BASELINE_FILE}")):
         try:
             out.append(BaselineInfo.model_validate_json(f.read_text()))
-        except ValueError as e:
-            raise UserError(f"{f}: not a loadgate baseline ({str(e).splitlines()[0]})") from None
+        except ValidationError as e:
+            why = describe_validation_error(e, str(f))
+            raise UserError(f"{why.replace(': ', ': not a loadgate baseline: ', 1)}") from None
     return out
 
 

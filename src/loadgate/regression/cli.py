@@ -1,12 +1,14 @@
 """`loadgate capacity SCENARIO`, `loadgate compare BASELINE CANDIDATE`, `loadgate baseline`.
 
-Exit codes: capacity 0 when the search completed, 1 when it could not (a probe stayed INVALID);
-compare 0, or 1 when a gating figure regressed significantly beyond its floor, or 2 when the
-sides are not comparable; 2 for any bad input; 130 when interrupted.
+Exit codes (loadgate.exits): capacity 0 when the search found a capacity, 1 when no load met the
+SLOs, 3 when it could not finish (a probe stayed INVALID), 130 when interrupted; compare 0, or 1
+when a gating figure regressed significantly beyond its floor; 2 for any bad input (sides that
+are not comparable included).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import sys
 import threading
@@ -15,13 +17,15 @@ from pathlib import Path
 
 import click
 
+from loadgate import hostport
 from loadgate.config import validate
 from loadgate.errors import UserError
+from loadgate.exits import ExitCode
+from loadgate.flags import POSITIVE
+from loadgate.output import output_option, renamed_option
 from loadgate.regression import BASELINES_DIR
 from loadgate.traffic.cli import new_run_id, twin_override_option
 from loadgate.traffic.scenario import CapacitySearch, load_scenario
-
-FORMATS = click.Choice(["table", "json"])
 
 
 def baselines_option(*decls: str):
@@ -59,7 +63,7 @@ def _search_settings(sc, path: Path, flags: dict) -> CapacitySearch:
 )
 @click.option(
     "--twin-time-scale",
-    type=float,
+    type=POSITIVE,
     default=None,
     help="simulated-time factor of a booted twin (default 0.2, as every command that boots one)",
 )
@@ -76,7 +80,8 @@ def _search_settings(sc, path: Path, flags: dict) -> CapacitySearch:
 @click.option("--warmup-s", type=float, help="unjudged seconds per probe (capacity.warmup_s)")
 @click.option("--measure-s", type=float, help="judged seconds per probe (capacity.measure_s)")
 @click.option("--repeats", type=int, help="reruns of an undecided probe (capacity.repeats)")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@output_option("The curve and the capacity as a table, or capacity.json as JSON.")
+@renamed_option("--format", takes_value=True)
 def capacity(
     scenario: Path,
     target: str | None,
@@ -91,7 +96,7 @@ def capacity(
     warmup_s: float | None,
     measure_s: float | None,
     repeats: int | None,
-    fmt: str,
+    output: str,
 ) -> None:
     """Find the highest load at which every class of SCENARIO meets its SLOs.
 
@@ -99,16 +104,24 @@ def capacity(
     is closed-loop): doubling from the start, then bisecting. Prints the capacity, its
     interval and the curve; writes capacity.json, capacity.html and each probe's run directory.
     """
+    from loadgate.completion import writing
     from loadgate.regression import capacity as search_mod
     from loadgate.regression.html import write_capacity
     from loadgate.regression.probe import Prober
     from loadgate.regression.result import write_result
     from loadgate.regression.rundir import scenario_identity
     from loadgate.regression.text import capacity_table
+    from loadgate.traffic import kserve
     from loadgate.traffic.runner import stop_on_signals
-    from loadgate.traffic.stacks import open_stack, twin_overrides, write_stack_info
+    from loadgate.traffic.stacks import (
+        kubernetes_block,
+        open_stack,
+        twin_overrides,
+        write_stack_info,
+    )
 
     sc = load_scenario(scenario)
+    kserve.check_client(sc.client, str(scenario))
     flags = dict(
         start=start,
         max=max_,
@@ -123,44 +136,51 @@ def capacity(
     overrides = twin_overrides(twin_override, twin_time_scale)
     if not autoscaler:
         overrides = overrides.model_copy(update={"no_autoscaler": True})
+    if target is not None:
+        hostport.parse(target, "--target")
+    if kubernetes_config is not None:
+        kubernetes_block(kubernetes_config)  # one line now, before the run directory
     out_dir = out or Path("reports") / f"capacity-{new_run_id()}"
     seed = sc.generator.seed if sc.generator.seed is not None else secrets.randbelow(2**31)
     began = time.time()
     abort = threading.Event()
-    with open_stack(target, out_dir, overrides, _echo, kubernetes_config) as stack:
-        write_stack_info(out_dir, stack.info)
-        prober = Prober(
-            sc, cfg, stack.target, stack.info, stack.platform, out_dir, seed, _echo, abort
+    with writing(out_dir, "loadgate capacity"):
+        with open_stack(target, out_dir, overrides, _echo, kubernetes_config) as stack:
+            write_stack_info(out_dir, stack.info)
+            prober = Prober(
+                sc, cfg, stack.target, stack.info, stack.platform, out_dir, seed, _echo, abort
+            )
+            unit = "calls/s" if sc.open_loop else "users"
+            _echo(
+                f"loadgate: capacity of {sc.name} on {stack.info.description or stack.target}: "
+                f"from {cfg.start:g} {unit}, probes {cfg.warmup_s:g} s warmup + "
+                f"{cfg.measure_s:g} s measured, tolerance {cfg.tolerance:.0%}, seed {seed}"
+            )
+            with stop_on_signals(abort, _echo):
+                found = search_mod.search(prober.measure, cfg, integer=not sc.open_loop, say=_echo)
+        result = search_mod.result(
+            found,
+            scenario=sc.name,
+            identity=f"{scenario_identity(sc)} on {stack.info.identity()}",
+            stack=stack.info,
+            load_kind="rate" if sc.open_loop else "users",
+            tolerance=cfg.tolerance,
+            started=began,
         )
-        unit = "calls/s" if sc.open_loop else "users"
-        _echo(
-            f"loadgate: capacity of {sc.name} on {stack.info.description or stack.target}: "
-            f"from {cfg.start:g} {unit}, probes {cfg.warmup_s:g} s warmup + {cfg.measure_s:g} s "
-            f"measured, tolerance {cfg.tolerance:.0%}, seed {seed}"
-        )
-        with stop_on_signals(abort, _echo):
-            found = search_mod.search(prober.measure, cfg, integer=not sc.open_loop, say=_echo)
-    result = search_mod.result(
-        found,
-        scenario=sc.name,
-        identity=f"{scenario_identity(sc)} on {stack.info.identity()}",
-        stack=stack.info,
-        load_kind="rate" if sc.open_loop else "users",
-        tolerance=cfg.tolerance,
-        started=began,
-    )
-    (out_dir / "scenario.yaml").write_text(sc.to_yaml())
-    path = write_result(out_dir, result)
-    page = write_capacity(out_dir / "capacity.html", result)
-    if fmt == "json":
+        (out_dir / "scenario.yaml").write_text(sc.to_yaml())
+        path = write_result(out_dir, result)
+        page = write_capacity(out_dir / "capacity.html", result)
+    if output == "json":
         click.echo(result.model_dump_json(indent=2))
     else:
         click.echo(capacity_table(result))
         click.echo(f"result: {path}\npage:   {page}")
     if abort.is_set():
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     if not result.complete:
-        sys.exit(1)
+        sys.exit(ExitCode.INVALID)  # a probe stayed INVALID: what was found so far is written
+    if result.capacity is None:
+        sys.exit(ExitCode.FAILED)  # no load met the SLOs
 
 
 def _paths(arg: str, root: Path) -> list[Path]:
@@ -172,7 +192,8 @@ def _paths(arg: str, root: Path) -> list[Path]:
 @click.command(name="compare")
 @click.argument("baseline")
 @click.argument("candidate")
-@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+@output_option("The verdicts as a table, or every row as JSON.")
+@renamed_option("--format", takes_value=True)
 @click.option(
     "--html",
     "html_path",
@@ -207,7 +228,7 @@ def _paths(arg: str, root: Path) -> list[Path]:
 def compare(
     baseline: str,
     candidate: str,
-    fmt: str,
+    output: str,
     html_path: Path | None,
     floor: float,
     share_floor: float,
@@ -231,7 +252,7 @@ def compare(
     cand, warn_b = read_side(_paths(candidate, baselines_dir), phase)
     opts = Options(floor=floor / 100, share_floor=share_floor / 100, alpha=alpha, gating=gating)
     result = compare_runs(base, cand, opts).model_copy(update={"warnings": warn_a + warn_b})
-    if fmt == "json":
+    if output == "json":
         click.echo(result.model_dump_json(indent=2))
     else:
         click.echo(comparison_table(result))
@@ -243,7 +264,7 @@ def compare(
             f"{result.candidate_identity} ({result.reason})"
         )
     if result.regressed_gating:
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
 
 
 @click.group(name="baseline")
@@ -267,10 +288,15 @@ def save(name: str, runs: tuple[Path, ...], root: Path, force: bool) -> None:
 
 @baseline.command(name="list")
 @baselines_option("--dir", "root")
-def list_(root: Path) -> None:
+@output_option("One line per baseline, or every baseline.json as a JSON list.")
+def list_(root: Path, output: str) -> None:
     """The baselines in DIR."""
     from loadgate.regression.baseline import listing
 
-    for b in listing(root):
+    found = listing(root)
+    if output == "json":
+        click.echo(json.dumps([b.model_dump(mode="json") for b in found], indent=2))
+        return
+    for b in found:
         ids = sorted({r.identity for r in b.runs})
         click.echo(f"{b.name}  {len(b.runs)} run(s)  {b.created}  {' / '.join(ids)}")

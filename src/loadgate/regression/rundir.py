@@ -19,6 +19,7 @@ from typing import Literal
 
 import pandas as pd
 
+from loadgate.completion import MARKER, incomplete
 from loadgate.errors import UserError
 from loadgate.judge.verdict import Verdict
 from loadgate.regression.figures import Window, calls_frame
@@ -28,14 +29,14 @@ from loadgate.schema import read_samples
 from loadgate.traffic.recorder import SAMPLES_FILE
 from loadgate.traffic.scenario import Scenario, load_scenario
 from loadgate.traffic.stacks import read_stack_info
+from loadgate.traffic.summary import SUMMARY_FILE as TRAFFIC_SUMMARY
 
-TRAFFIC_SUMMARY = "traffic_summary.json"
 SCENARIO_FILE = "scenario.yaml"
 BASELINE_FILE = "baseline.json"
 WARMUP = "warmup"
 RunKind = Literal["traffic", "gate", "capacity"]
 TRAFFIC_FILES = (SAMPLES_FILE, TRAFFIC_SUMMARY, SCENARIO_FILE)
-MARKERS = (CAPACITY_FILE, SUMMARY_FILE, *TRAFFIC_FILES)
+MARKERS = (CAPACITY_FILE, SUMMARY_FILE, *TRAFFIC_FILES, MARKER)
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,12 @@ def _traffic(path: Path, phases: tuple[str, ...]) -> Run:
     sc = load_scenario(path / SCENARIO_FILE)
     try:
         samples = read_samples(path / SAMPLES_FILE)
-        summary = json.loads((path / TRAFFIC_SUMMARY).read_text())
     except Exception as e:  # a truncated or foreign file is the user's input
-        raise UserError(f"{path}: cannot read as a loadgate run: {e}") from None
+        raise UserError(f"{path / SAMPLES_FILE}: cannot read as loadgate samples: {e}") from None
+    try:
+        summary = json.loads((path / TRAFFIC_SUMMARY).read_text())
+    except ValueError as e:
+        raise UserError(f"{path / TRAFFIC_SUMMARY}: not valid JSON ({e})") from None
     gen = summary.get("generator") or {}
     reasons = list(gen.get("invalid_reasons") or [])
     if gen.get("stopped_early"):
@@ -134,6 +138,9 @@ def _capacity(path: Path) -> Run:
 
 
 def read_run(path: Path, phases: tuple[str, ...] = ()) -> Run:
+    why = incomplete(path)
+    if why:  # files of a killed (or still running) run look whole but hold part of it
+        raise UserError(f"{why} (it holds {MARKER}); only finished runs are read")
     if (path / CAPACITY_FILE).exists():
         return _capacity(path)
     if (path / SUMMARY_FILE).exists():

@@ -1,8 +1,7 @@
 """The report's traffic table and error list: pure functions over the samples.
 
-A call still in flight when the load is stopped ends CANCELLED. That is how a run ends, not a
-failure of the stack, so such calls are counted on their own: neither errors nor part of the
-class's OK share. A CANCELLED call that ended while the generator was still sending is an error.
+Calls cancelled at the stop (`loadgate.judge.outcomes`) are counted on their own: neither errors
+nor part of the class's OK share.
 """
 
 from __future__ import annotations
@@ -13,30 +12,10 @@ import pandas as pd
 
 from loadgate.judge import names
 from loadgate.judge.latency import latency_ms
+from loadgate.judge.outcomes import stop_cancelled
 from loadgate.traffic.summary import ERROR_MESSAGES, error_messages
 
-NO_MESSAGE = "(no message recorded)"
 TOTAL = "all classes"
-
-
-def run_segments(samples: pd.DataFrame) -> pd.Series:
-    """One label per row for each load that was started and stopped on its own: the gate in a
-    gate session (phases named `<gate>/<phase>`), else "" (one run)."""
-    phase = samples["phase"].fillna("").astype(str)
-    return phase.str.extract(r"^([^/]*)/", expand=False).fillna("")
-
-
-def stop_cancelled(samples: pd.DataFrame) -> pd.Series:
-    """True for the CANCELLED calls that ended no earlier than the last send of their segment
-    that was not itself cancelled: they were in flight when the load stopped."""
-    status = samples["status"]
-    cancelled = status == names.CANCELLED
-    if not cancelled.any():
-        return cancelled
-    sent = samples["intended"].where(~cancelled & (status != names.DROPPED))
-    last_send = sent.groupby(run_segments(samples)).transform("max")
-    # a segment where every call was cancelled has no last send (NaN): all at the stop
-    return cancelled & ~(samples["end"] < last_send)
 
 
 @dataclass(frozen=True)
@@ -103,8 +82,5 @@ def class_table(samples: pd.DataFrame) -> list[ClassRow]:
 
 def error_table(samples: pd.DataFrame, limit: int = ERROR_MESSAGES) -> list[dict]:
     """The failed calls' distinct (status, message) with counts, most frequent first, without
-    the cancellations at the stop; a failure without a message is listed under NO_MESSAGE."""
-    calls = samples[samples["status"] != names.DROPPED]
-    failed = calls[(calls["status"] != names.OK) & ~stop_cancelled(calls)]
-    failed = failed.assign(error=failed["error"].fillna("").replace("", NO_MESSAGE))
-    return error_messages(failed, limit)
+    the cancellations at the stop; a failure without a message is listed as "(no message recorded)"."""
+    return error_messages(samples, limit)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from loadgate.completion import incomplete
 from loadgate.errors import UserError
 
 
@@ -45,10 +46,21 @@ def render(run_dir: Path) -> None:
     """Re-render RUN_DIR/report.html from summary.json, samples.parquet and timeline.parquet."""
     from loadgate import schema
     from loadgate.report.html import write_report
-    from loadgate.report.summary import read_summary
+    from loadgate.report.summary import SUMMARY_FILE, read_summary
+    from loadgate.traffic.summary import SUMMARY_FILE as TRAFFIC_FILE
 
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: not a run directory")
+    killed = incomplete(run_dir)
+    if not killed and not (run_dir / SUMMARY_FILE).exists() and (run_dir / TRAFFIC_FILE).exists():
+        raise UserError(
+            f"{run_dir}: a `loadgate run` directory has no {SUMMARY_FILE}: `loadgate report` "
+            "renders gate and gameday runs (traffic_summary.json holds this run's figures)"
+        )
+    if killed and not (run_dir / SUMMARY_FILE).exists():
+        raise UserError(f"{killed}: it wrote no {SUMMARY_FILE}, so there is nothing to render")
+    if killed:  # rendered anyway: what was written is worth seeing, under an INTERRUPTED badge
+        click.echo(f"loadgate: warning: {killed}: the report shows only what was written", err=True)
     summary = read_summary(run_dir)
     samples = _read_frame(run_dir / "samples.parquet", schema.read_samples, schema.empty_samples)
     timeline = _read_frame(

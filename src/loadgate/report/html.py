@@ -20,6 +20,7 @@ import pandas as pd
 from loadgate import __version__
 from loadgate.judge import names
 from loadgate.judge.inflight import span
+from loadgate.judge.outcomes import stop_cancelled
 from loadgate.judge.scaling import replicas_frame
 from loadgate.report import classes, markers, plots, pods, status
 from loadgate.report.events import (
@@ -104,7 +105,7 @@ def write_report(
         t1 = max(span(samples)[1], t0 + 1.0)
     phases = phases_from_samples(samples) if phases is None else phases
     marks = _markers(events, timeline, t0, t1)
-    at_stop = classes.stop_cancelled(samples)
+    at_stop = stop_cancelled(samples)
     by_address = pods.pod_names(timeline)
     pod_of = {a: n for a, n in by_address.items() if ":" in a}
     prefix, short = pods.short_names(pod_of.values())

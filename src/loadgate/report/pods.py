@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from loadgate.judge import names
+from loadgate.judge.outcomes import run_segments
 from loadgate.observe.envoy import name_served_by
-from loadgate.report.classes import run_segments
 
 
 def pod_names(timeline: pd.DataFrame) -> dict[str, str]:

@@ -8,13 +8,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
+from loadgate.completion import incomplete
 from loadgate.judge.verdict import Verdict
 from loadgate.report.summary import Summary
+from loadgate.traffic.summary import SUMMARY_FILE
 
 Badge = Literal["PASS", "FAIL", "INVALID", "INTERRUPTED"]
 ORDER = {"FAIL": 0, "INVALID": 1, "PASS": 2}
 JOURNAL_FILE = "journal.json"  # a gameday's (chaoslib's) journal
-TRAFFIC_FILE = "traffic_summary.json"  # `loadgate run`'s summary (loadgate.traffic.summary)
+TRAFFIC_FILE = SUMMARY_FILE  # `loadgate run`'s summary (loadgate.traffic.summary)
 
 
 def badge(summary: Summary, interrupted: str) -> Badge:
@@ -67,7 +69,11 @@ def traffic_interruption(traffic: dict[str, Any], where: str = "the load") -> st
 def interruption(run_dir: Path) -> str:
     """Why the run did not reach its end, "" when it did. A gameday's journal decides when there
     is one (its load is always stopped by the experiment, so its traffic summary says nothing);
-    else the traffic summary of a `loadgate run`, or of each gate of a gate session."""
+    else the traffic summary of a `loadgate run`, or of each gate of a gate session. A run
+    directory still marked INCOMPLETE by another process was killed (or is still running)."""
+    killed = incomplete(run_dir)
+    if killed:
+        return killed
     journal = _json(run_dir / JOURNAL_FILE)
     if journal is not None:
         return journal_interruption(journal)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from loadgate.config import describe_validation_error
 from loadgate.errors import UserError
+from loadgate.exits import STATUS_EXIT
 from loadgate.judge.latency import GeneratorHealth
 from loadgate.judge.verdict import Status, Verdict
 
@@ -44,12 +46,7 @@ class Summary(BaseModel):
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
-
-
-# `loadgate gate` (and `pytest loadtests`): 0 every gate passed, 1 the stack failed a check,
-# 3 a measurement could not be trusted and nothing failed (CI may retry). 2 is bad input.
-EXIT_CODES: dict[Status, int] = {"PASS": 0, "FAIL": 1, "INVALID": 3}
+        return int(STATUS_EXIT[self.status])
 
 
 def write_summary(run_dir: str | Path, summary: Summary) -> Path:
@@ -77,6 +74,4 @@ def read_summary(where: str | Path) -> Summary:
     try:
         return Summary.model_validate(data)
     except ValidationError as e:
-        first = e.errors()[0]
-        where_key = ".".join(str(x) for x in first["loc"]) or "<top level>"
-        raise UserError(f"{path}: {where_key}: {first['msg']}") from None
+        raise UserError(describe_validation_error(e, str(path))) from None

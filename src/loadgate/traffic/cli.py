@@ -5,19 +5,28 @@ from __future__ import annotations
 import json
 import secrets
 import signal
+import sys
 import time
 from pathlib import Path
 
 import click
 
+from loadgate import hostport
+from loadgate.completion import writing
 from loadgate.errors import UserError
+from loadgate.exits import STATUS_EXIT
+from loadgate.flags import POSITIVE
+from loadgate.output import output_option, renamed_option
 from loadgate.procs import spawn, stop
+from loadgate.traffic import kserve
 from loadgate.traffic.runner import (
     RemoteWorkers,
     RunFailed,
+    check_target,
     driver_env,
     run_scenario,
     worker_command,
+    write_summary,
 )
 from loadgate.traffic.scenario import load_scenario
 from loadgate.traffic.stacks import (
@@ -26,6 +35,7 @@ from loadgate.traffic.stacks import (
     write_proxy_records,
     write_stack_info,
 )
+from loadgate.traffic.verdict import run_verdict
 
 
 def new_run_id() -> str:
@@ -66,7 +76,7 @@ def processes_option(help_text: str):
 )
 @click.option(
     "--twin-time-scale",
-    type=float,
+    type=POSITIVE,
     default=None,
     help="simulated-time factor of the twin booted without --target (default 0.2, as every "
     "command that boots a twin; 1 = real model timings)",
@@ -84,7 +94,16 @@ def processes_option(help_text: str):
     help="where the master listens for workers (with --expect-workers)",
 )
 @twin_override_option()
-@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON on stdout")
+@click.option(
+    "--fail-on-error-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="exit 1 when the share of failed calls (rejections included, the calls cancelled at "
+    "the stop not) is above this; 0: any failure",
+)
+@output_option("The summary as a table, or as JSON (what traffic_summary.json holds).")
+@renamed_option("--json")
 def run(
     scenario: Path,
     target: str | None,
@@ -94,51 +113,64 @@ def run(
     expect_workers: int | None,
     master_bind: str,
     twin_override: tuple[str, ...],
-    as_json: bool,
+    fail_on_error_rate: float,
+    output: str,
 ) -> None:
     """Drive SCENARIO's traffic at a gRPC KServe v2 target and record one row per request.
 
-    Writes samples.parquet, traffic_summary.json and Locust's CSV/HTML into the run directory.
-    Ctrl-C stops early; in-flight calls are recorded as CANCELLED. With --expect-workers the
-    load comes from `loadgate worker SCENARIO --master THIS_HOST` processes; their rows are
-    shipped here and written into this run directory.
+    Writes samples.parquet, traffic_summary.json and Locust's CSV/HTML into the run directory,
+    which holds INCOMPLETE until every file is written. Ctrl-C or SIGTERM stops early: in-flight
+    calls are recorded as CANCELLED, every file is written and the run is INTERRUPTED (exit
+    130). With --expect-workers the load comes from `loadgate worker SCENARIO --master
+    THIS_HOST` processes; their rows are shipped here and written into this run directory.
     """
     sc = load_scenario(scenario)
+    kserve.check_client(sc.client, str(scenario))
     remote = None
+    if target is not None:
+        hostport.parse(target, "--target")
     if expect_workers:
         if processes > 1:
             raise UserError("--processes and --expect-workers exclude each other")
-        host, port = _host_port(master_bind, "--master-bind", default_port=5557)
+        host, port = hostport.parse(master_bind, "--master-bind", default_port=5557)
         remote = RemoteWorkers(expect_workers, host, port)
-    out_dir = out or Path("reports") / new_run_id()
     overrides = twin_overrides(twin_override, twin_time_scale)
-    with open_stack(target, out_dir, overrides, _echo) as stack:
-        write_stack_info(out_dir, stack.info)
-        try:
-            result = run_scenario(
-                sc, stack.target, out_dir, processes=processes, progress=_echo, remote=remote
+    if target is not None:  # unreachable, or a profile that does not fit: before any file
+        check_target(target, sc)
+    out_dir = out or Path("reports") / new_run_id()
+    with writing(out_dir, "loadgate run"):
+        with open_stack(target, out_dir, overrides, _echo) as stack:
+            write_stack_info(out_dir, stack.info)
+            try:
+                result = run_scenario(
+                    sc,
+                    stack.target,
+                    out_dir,
+                    processes=processes,
+                    progress=_echo,
+                    remote=remote,
+                    check=target is None,
+                )
+            except RunFailed as e:
+                raise UserError(str(e)) from None
+        result.summary["stack"] = stack.info.kind
+        if stack.twin is not None:  # read once the twin is down: Envoy flushes its log then
+            result.summary["proxy"] = write_proxy_records(
+                stack.twin.access_log, out_dir, result.samples
             )
-        except RunFailed as e:
-            raise UserError(str(e)) from None
-    result.summary["stack"] = stack.info.kind
-    if stack.twin is not None:  # read once the twin is down: Envoy flushes its log on the way out
-        result.summary["proxy"] = write_proxy_records(
-            stack.twin.access_log, out_dir, result.samples
-        )
-    (out_dir / "traffic_summary.json").write_text(json.dumps(result.summary, indent=2))
-    if as_json:
+        interrupted = str(result.summary.get("interrupted_by") or "")
+        verdict = run_verdict(result.samples, result.summary, fail_on_error_rate, interrupted)
+        result.summary = verdict.record(result.summary, fail_on_error_rate)
+        write_summary(out_dir, result.summary)
+    if output == "json":
         click.echo(json.dumps(result.summary, indent=2))
     else:
         click.echo(result.table)
         click.echo(f"samples: {result.samples_path} ({len(result.samples)} rows)")
         click.echo(f"locust:  {result.locust_html}")
-
-
-def _host_port(value: str, what: str, default_port: int) -> tuple[str, int]:
-    host, _, port = value.rpartition(":") if ":" in value else (value, "", str(default_port))
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"{what} {value!r}: expected HOST:PORT")
-    return host, int(port)
+    if output == "json" and verdict.status != "PASS":  # the table's last line says it
+        _echo(f"loadgate: run {verdict.status}: {verdict.reason}")
+    sys.exit(STATUS_EXIT[verdict.status])
 
 
 @click.command(name="worker")
@@ -157,8 +189,9 @@ def worker(scenario: Path, master: str, processes: int) -> None:
     the master's summary names it). Ctrl-C or SIGTERM stop this worker in order: its in-flight
     calls end CANCELLED and its remaining rows still reach the master.
     """
-    load_scenario(scenario)  # one clear line for a bad file, before Locust starts
-    host, port = _host_port(master, "--master", default_port=5557)
+    sc = load_scenario(scenario)  # one clear line for a bad file, before Locust starts
+    kserve.check_client(sc.client, str(scenario))
+    host, port = hostport.parse(master, "--master", default_port=5557)
     cmd = worker_command(host, port, processes)
     _echo(f"loadgate: worker for {host}:{port} ({processes} process(es)), scenario {scenario}")
     proc = spawn(cmd, "-", env=driver_env(scenario.resolve()))

@@ -62,12 +62,25 @@ def call_metadata(client: Client, environ: Mapping[str, str] | None = None) -> t
     return tuple(out)
 
 
-def _read(path) -> bytes:
+def _read(path, key: str) -> bytes:
     try:
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise UserError(f"{path}: cannot read TLS file: {e.strerror}") from None
+        raise UserError(f"client.tls.{key} {path}: cannot read TLS file: {e.strerror}") from None
+
+
+def check_client(client: Client, source: str) -> None:
+    """The client settings this machine must supply (TLS files, metadata variables), checked
+    before anything starts: one UserError line naming `source` (the scenario file)."""
+    try:
+        call_metadata(client)
+        for key in ("ca", "cert", "key"):
+            path = getattr(client.tls, key) if client.tls else None
+            if path:
+                _read(path, key)
+    except UserError as e:
+        raise UserError(f"{source}: {e}") from None
 
 
 def open_channel(target: str, client: Client) -> grpc.Channel:
@@ -77,9 +90,9 @@ def open_channel(target: str, client: Client) -> grpc.Channel:
         return grpc.insecure_channel(target, options=options)
     tls = client.tls
     creds = grpc.ssl_channel_credentials(
-        root_certificates=_read(tls.ca) if tls.ca else None,
-        private_key=_read(tls.key) if tls.key else None,
-        certificate_chain=_read(tls.cert) if tls.cert else None,
+        root_certificates=_read(tls.ca, "ca") if tls.ca else None,
+        private_key=_read(tls.key, "key") if tls.key else None,
+        certificate_chain=_read(tls.cert, "cert") if tls.cert else None,
     )
     if tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +33,8 @@ import pyarrow.parquet as pq
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from loadgate.errors import UserError
+from loadgate import hostport
+from loadgate.errors import UserError, one_line
 from loadgate.procs import spawn, stop
 from loadgate.schema import read_samples
 from loadgate.traffic import kserve, profiles
@@ -44,7 +47,7 @@ from loadgate.traffic.recorder import (
     TOKEN_GAPS_FILE,
 )
 from loadgate.traffic.scenario import Scenario
-from loadgate.traffic.summary import format_table, progress_line, summarize
+from loadgate.traffic.summary import SUMMARY_FILE, format_table, progress_line, summarize
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 PROGRESS_EVERY_S = 2.0
@@ -88,9 +91,7 @@ class RunResult:
 def check_target(target: str, scenario: Scenario, timeout: float = 5.0) -> None:
     """UserError (one line) unless `target` answers gRPC and each LLM class's profile fits its
     model; run before any load starts."""
-    host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"target {target!r}: expected HOST:PORT")
+    hostport.parse(target, "target")
     kserve.call_metadata(scenario.client)  # a missing env var is reported now, not per call
     channel = kserve.open_channel(target, scenario.client)
     try:
@@ -100,11 +101,20 @@ def check_target(target: str, scenario: Scenario, timeout: float = 5.0) -> None:
         profiles.check_classes(stub, scenario, md, timeout)  # UserError: a profile does not fit
     except grpc.RpcError as e:
         if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            detail = (e.details() or "").splitlines()[0][:120]
-            raise UserError(f"target {target} is unreachable ({e.code().name}: {detail})") from None
+            raise UserError(unreachable(target, e.code().name, e.details() or "")) from None
         # Anything else (UNIMPLEMENTED, UNAUTHENTICATED...) means a gRPC server answered.
     finally:
         channel.close()
+
+
+def unreachable(target: str, code: str, details: str) -> str:
+    """One true line for a target that did not answer gRPC: gRPC's own words after its
+    boilerplate, cut at a word, and whether something else answered (not HTTP/2)."""
+    why = details.rpartition("last error: ")[2] or details
+    why = re.sub(r"^[A-Z_]+: ", "", why)  # gRPC's inner code repeats or contradicts the outer
+    if "Failed parsing HTTP/2" in why or "http1.x" in why:
+        return f"target {target} answers, but not with gRPC (HTTP/2): {one_line(why, 160)}"
+    return f"target {target} is unreachable ({code}: {one_line(why, 160)})"
 
 
 def locust_command(
@@ -238,9 +248,7 @@ class RunHandle:
                 last = now
                 recent = read_recent(self.out_dir, PROGRESS_EVERY_S * 2)
                 progress(
-                    progress_line(
-                        recent, PROGRESS_EVERY_S * 2, now - self.started, self.scenario.duration_s
-                    )
+                    progress_line(recent, PROGRESS_EVERY_S * 2, now - self.started, self.scenario)
                 )
             time.sleep(0.2)
         return self.result()
@@ -258,7 +266,7 @@ class RunHandle:
         summary = summarize(_with_token_gaps(df, self.out_dir), self.scenario, generator)
         summary["target"] = self.target
         summary["out_dir"] = str(self.out_dir)
-        (self.out_dir / "traffic_summary.json").write_text(json.dumps(summary, indent=2))
+        write_summary(self.out_dir, summary)
         return RunResult(
             out_dir=self.out_dir,
             samples_path=samples_path,
@@ -274,6 +282,28 @@ class RunHandle:
 
     def kill(self) -> None:
         stop(self.proc, grace=5)
+
+    def interrupted(self, by: str) -> RunResult:
+        """After a Ctrl-C that reached the caller (KeyboardInterrupt): stop in order, every row
+        written, the summary marked interrupted."""
+        return mark_interrupted(self.stop().wait(), by)
+
+
+def mark_interrupted(result: RunResult, by: str) -> RunResult:
+    """The run was stopped by `by` (e.g. SIGINT) before its end: traffic_summary.json says so
+    (`interrupted`, `interrupted_by`; the report's badge reads it)."""
+    result.summary.update(interrupted=True, interrupted_by=by)
+    write_summary(result.out_dir, result.summary)
+    return result
+
+
+def write_summary(out_dir: Path, summary: dict) -> Path:
+    """traffic_summary.json, written whole or not at all (a temporary name, then renamed)."""
+    path = out_dir / SUMMARY_FILE
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, path)
+    return path
 
 
 def _with_token_gaps(df: pd.DataFrame, out_dir: Path) -> pd.DataFrame:
@@ -298,8 +328,6 @@ def _clear_previous(out_dir: Path) -> None:
 
 
 def _environ() -> dict[str, str]:
-    import os
-
     return dict(os.environ)
 
 
@@ -341,11 +369,12 @@ def run_scenario(
     progress: Progress | None = None,
     stop_event: threading.Event | None = None,
     remote: RemoteWorkers | None = None,
+    check: bool = True,
 ) -> RunResult:
     """Run the whole scenario and return its RunResult. `stop_event`, SIGTERM or SIGINT (in the
     main thread) end it early and in order: in-flight calls become CANCELLED rows, the file is
-    still written."""
-    handle = start_scenario(scenario, target, out_dir, processes, remote=remote)
+    still written; after a signal the summary says `interrupted` (and `interrupted_by`)."""
+    handle = start_scenario(scenario, target, out_dir, processes, check=check, remote=remote)
     if progress:
         where = f"{processes} process(es)"
         if remote:
@@ -358,29 +387,40 @@ def run_scenario(
             f"{scenario.duration_s:.0f}s) -> {target}, {where}, out {handle.out_dir}"
         )
     event = stop_event or threading.Event()
-    with stop_on_signals(event, progress):
+    with stop_on_signals(event, progress) as signals:
         try:
-            return handle.wait(progress, event)
+            result = handle.wait(progress, event)
         finally:
             if handle.running:  # an exception in the wait loop: never leave Locust behind
                 handle.stop()
                 handle.kill()
+    return mark_interrupted(result, signals.caught) if signals.caught else result
+
+
+@dataclass
+class Signals:
+    caught: str = ""  # the first SIGINT/SIGTERM received ("SIGINT"), "" while none came
 
 
 @contextlib.contextmanager
-def stop_on_signals(event: threading.Event, progress: Progress | None):
+def stop_on_signals(event: threading.Event, progress: Progress | None) -> Iterator[Signals]:
+    """Within the block (main thread only) SIGINT and SIGTERM set `event` instead of raising;
+    the yielded Signals says which came first."""
+    signals = Signals()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield signals
         return
 
     def handler(signum, _frame):
-        if progress and not event.is_set():
-            progress(f"loadgate: {signal.Signals(signum).name}: stopping, writing samples...")
+        if not signals.caught:
+            signals.caught = signal.Signals(signum).name
+            if progress:
+                progress(f"loadgate: {signals.caught}: stopping, writing samples...")
         event.set()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield signals
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -180,6 +180,15 @@ class Scenario(StrictModel):
     def duration_s(self) -> float:
         return sum(p.duration_s for p in self.phases)
 
+    def phase_at(self, elapsed_s: float) -> str | None:
+        """The phase scheduled at `elapsed_s` into the run (None once every phase has ended)."""
+        end = 0.0
+        for p in self.phases:
+            end += p.duration_s
+            if elapsed_s < end:
+                return p.name
+        return None
+
     @property
     def max_deadline_s(self) -> float:
         return max(c.deadline_s for c in self.classes)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
-from loadgate.config import StrictModel, read_yaml
+from loadgate.config import StrictModel
 from loadgate.errors import UserError
 from loadgate.gate.config import TwinOverrides, parse_overrides
 from loadgate.platform.base import Platform
@@ -145,13 +145,17 @@ def open_stack(
         yield RunStack(twin.grpc_target, info, twin.platform(), twin)
 
 
+def kubernetes_block(config: Path) -> dict:
+    """The `kubernetes:` block of --kubernetes-config, checked before anything is written."""
+    from loadgate.platform.kubernetes import config_block
+
+    return config_block(config, "grpc_target, context, namespace")
+
+
 def _kubernetes(config: Path, target: str | None) -> RunStack:
     from loadgate.platform.kubernetes import KubernetesPlatform
 
-    data = read_yaml(config)
-    if not isinstance(data, dict) or not isinstance(data.get("kubernetes"), dict):
-        raise UserError(f"{config}: no 'kubernetes:' block (grpc_target, context, namespace)")
-    plat = KubernetesPlatform.from_config(data["kubernetes"], source=str(config))
+    plat = KubernetesPlatform.from_config(kubernetes_block(config), source=str(config))
     addr = target or plat.grpc_target
     info = StackInfo(
         kind="kubernetes",

@@ -13,10 +13,16 @@ import math
 import numpy as np
 import pandas as pd
 
+from loadgate.errors import one_line
+from loadgate.judge import names
+from loadgate.judge.outcomes import stop_cancelled
 from loadgate.traffic.scenario import Scenario
 
+SUMMARY_FILE = "traffic_summary.json"  # a traffic run's summary, beside samples.parquet
 REJECTED = "UNAVAILABLE"  # what a proxy's circuit breaker answers (fail fast)
 ERROR_MESSAGES = 20  # distinct error messages listed per class; the rest are counted together
+NO_MESSAGE = "(no message recorded)"
+AT_STOP = "_at_stop"  # column summarize adds: cancelled at the stop (judge.outcomes), whole run
 MIN_IDLE_S = 1.0  # closed loop: no call in flight for longer than this (and the think time)
 
 
@@ -25,22 +31,32 @@ def _q(s: pd.Series, q: float) -> float | None:
     return None if s.empty else float(s.quantile(q))
 
 
+def _at_stop(df: pd.DataFrame) -> pd.Series:
+    """Cancelled at the stop, decided over the whole run (a class alone has other last sends)."""
+    return df[AT_STOP] if AT_STOP in df else stop_cancelled(df)
+
+
 def class_figures(df: pd.DataFrame, duration_s: float) -> dict:
+    """Figures of one class (or all): errors and the OK share leave out the calls cancelled at
+    the stop, which are counted on their own."""
     ok = df[df["status"] == "OK"]
     latency = ok["end"] - ok["intended"]
     ttft = ok["first_byte"] - ok["intended"]
     statuses = df["status"].value_counts().sort_index()
+    at_stop = int(_at_stop(df).sum())
+    judged = len(df) - at_stop
     return {
         "count": int(len(df)),
         "ok": int(len(ok)),
         "rate": float(len(df) / duration_s) if duration_s > 0 else 0.0,
-        "success_ratio": float(len(ok) / len(df)) if len(df) else None,
+        "success_ratio": float(len(ok) / judged) if judged else None,
         "latency_p50_s": _q(latency, 0.5),
         "latency_p99_s": _q(latency, 0.99),
         "ttft_p50_s": _q(ttft, 0.5),
         "ttft_p99_s": _q(ttft, 0.99),
         "rejected": int((df["status"] == REJECTED).sum()),
-        "errors": int(((df["status"] != "OK") & (df["status"] != REJECTED)).sum()),
+        "errors": int(((df["status"] != "OK") & (df["status"] != REJECTED)).sum()) - at_stop,
+        "cancelled_at_stop": at_stop,
         "tokens": int(df["tokens"].sum()),
         "statuses": {str(k): int(v) for k, v in statuses.items()},
         "served_by": int(ok["served_by"].ne("").sum()),
@@ -53,11 +69,13 @@ def class_figures(df: pd.DataFrame, duration_s: float) -> dict:
 
 
 def error_messages(df: pd.DataFrame, limit: int = ERROR_MESSAGES) -> list[dict]:
-    """Distinct (status, error text) of the failed calls with their counts, most frequent first;
-    past `limit` the remaining messages are one entry with message None."""
-    if "error" not in df:
-        return []
-    failed = df[df["error"].fillna("") != ""]
+    """Distinct (status, error text) of the failed calls (not the cancellations at the stop)
+    with their counts, most frequent first; a failure without text is NO_MESSAGE; past `limit`
+    the remaining messages are one entry with message None."""
+    status = df["status"]
+    failed = df[(status != names.OK) & (status != names.DROPPED) & ~_at_stop(df)]
+    text = failed["error"] if "error" in failed else pd.Series("", index=failed.index)
+    failed = failed.assign(error=text.fillna("").replace("", NO_MESSAGE))
     counts = failed.groupby(["status", "error"], sort=False).size()
     counts = counts.sort_values(ascending=False, kind="stable")
     out = [
@@ -165,6 +183,7 @@ def summarize(df: pd.DataFrame, scenario: Scenario, generator: dict) -> dict:
         duration = max(float(df["intended"].max() - df["intended"].min()), 1e-3)
     else:
         duration = 0.0
+    df = df.assign(**{AT_STOP: stop_cancelled(df)})
     classes = {str(c): class_figures(g, duration) for c, g in df.groupby("cls", sort=True)}
     return {
         "scenario": scenario.name,
@@ -182,7 +201,7 @@ def _ms(v: float | None) -> str:
 
 def format_table(summary: dict) -> str:
     head = f"{'class':<14}{'count':>7}{'rate/s':>8}{'ok%':>7}{'p50 ms':>9}{'p99 ms':>9}"
-    head += f"{'ttft50':>8}{'ttft99':>8}{'itl50':>7}{'rejected':>10}{'errors':>8}"
+    head += f"{'ttft50':>8}{'ttft99':>8}{'itl50':>7}{'rejected':>10}{'errors':>8}{'at stop':>9}"
     lines = [head]
     rows = list(summary["classes"].items()) + [("TOTAL", summary["total"])]
     for name, f in rows:
@@ -191,6 +210,7 @@ def format_table(summary: dict) -> str:
             f"{name:<14}{f['count']:>7}{f['rate']:>8.1f}{ok:>7}{_ms(f['latency_p50_s']):>9}"
             f"{_ms(f['latency_p99_s']):>9}{_ms(f['ttft_p50_s']):>8}{_ms(f['ttft_p99_s']):>8}"
             f"{_ms(f.get('itl_p50_s')):>7}{f['rejected']:>10}{f['errors']:>8}"
+            f"{f.get('cancelled_at_stop', 0):>9}"
         )
     messages = summary["total"].get("error_messages") or []
     if messages:
@@ -206,18 +226,33 @@ def format_table(summary: dict) -> str:
         f"lag p50 {_ms(g['lag_p50_s'])} ms p99 {_ms(g['lag_p99_s'])} ms, dropped {g['dropped']}, "
         f"{g['processes']} process(es): {verdict}"
     )
+    if summary.get("status"):  # loadgate run's verdict (traffic.verdict)
+        lines.append(f"run: {summary['status']}: {summary.get('status_reason', '')}")
     return "\n".join(lines)
 
 
-def progress_line(recent: pd.DataFrame, window_s: float, elapsed_s: float, total_s: float) -> str:
-    """One progress line from the rows of the last `window_s` seconds."""
+def progress_line(recent: pd.DataFrame, window_s: float, elapsed_s: float, sc: Scenario) -> str:
+    """One progress line from the rows of the last `window_s` seconds: the phase the schedule is
+    in (not the phase of the last call to finish, which lags behind with long streams), and once
+    every phase has ended, that the run is draining the calls still in flight."""
+    phase = sc.phase_at(elapsed_s)
+    if phase is None:
+        head = f"[{elapsed_s:5.0f}s, {sc.duration_s:.0f}s scheduled] draining in-flight calls"
+    else:
+        head = f"[{elapsed_s:5.0f}/{sc.duration_s:.0f}s] phase {phase}"
     if recent.empty:
-        return f"[{elapsed_s:5.0f}/{total_s:.0f}s] no call finished in the last {window_s:.0f}s"
-    phase = str(recent["phase"].iloc[-1])
+        return f"{head}: no call finished in the last {window_s:.0f}s"
     n = len(recent)
-    errors = int((recent["status"] != "OK").sum())
+    at_stop = stop_cancelled(recent)
+    errors = int(((recent["status"] != "OK") & ~at_stop).sum())
     rejected = int((recent["status"] == REJECTED).sum())
-    return (
-        f"[{elapsed_s:5.0f}/{total_s:.0f}s] phase {phase}: {n / window_s:.1f} calls/s, "
+    line = (
+        f"{head}: {n / window_s:.1f} calls/s finished, "
         f"{errors} errors ({rejected} rejected) in the last {window_s:.0f}s"
     )
+    if at_stop.any():
+        line += f", {int(at_stop.sum())} cancelled at the stop"
+    top = error_messages(recent, limit=1)
+    if top and top[0]["message"] is not None:  # say what fails, not only how often
+        line += f"; most: {top[0]['count']} {top[0]['status']} {one_line(top[0]['message'], 80)}"
+    return line

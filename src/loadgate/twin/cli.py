@@ -14,6 +14,7 @@ import click
 import yaml
 
 from loadgate.errors import UserError
+from loadgate.flags import NON_NEGATIVE, POSITIVE
 from loadgate.output import output_option
 from loadgate.twin.daemon import running_twin, serve
 
@@ -54,30 +55,42 @@ def _echo(msg: str) -> None:
     default=None,
     help="Set the Envoy cluster's lb_policy.",
 )
-@click.option("--replicas", type=int, default=None, help="Initial model pods.")
+@click.option("--replicas", type=click.IntRange(0), default=None, help="Initial model pods.")
 @click.option(
-    "--max-requests", type=int, default=None, help="Envoy breaker's max_requests; 0 = none."
+    "--max-requests",
+    type=click.IntRange(0),
+    default=None,
+    help="Envoy breaker's max_requests; 0 = none.",
 )
 @click.option(
-    "--health-check-interval", type=float, default=None, help="Envoy health-check interval, s."
+    "--health-check-interval", type=POSITIVE, default=None, help="Envoy health-check interval, s."
 )
-@click.option("--num-retries", type=int, default=None, help="Envoy route retries (0 = none).")
+@click.option(
+    "--num-retries", type=click.IntRange(0), default=None, help="Envoy route retries (0 = none)."
+)
 @click.option("--no-autoscaler", is_flag=True, help="Do not run the KEDA/HPA emulation.")
 @click.option(
     "--kube-api",
     is_flag=True,
     help="Also serve the emulated Kubernetes API from the twin's state, with a kubeconfig.",
 )
-@click.option("--ready-max-queue", type=int, default=None, help="Readiness limit; 0 = off.")
-@click.option("--restart-delay", type=float, default=None, help="Simulated s to replace a pod.")
+@click.option(
+    "--ready-max-queue", type=click.IntRange(0), default=None, help="Readiness limit; 0 = off."
+)
+@click.option(
+    "--restart-delay", type=NON_NEGATIVE, default=None, help="Simulated s to replace a pod."
+)
 @click.option(
     "--time-scale",
-    type=float,
+    type=POSITIVE,
     default=None,
     help="Simulated durations x this (default 0.2, as loadgate.yaml; 1 = real model timings).",
 )
 @click.option(
-    "--token-chunk", type=int, default=None, help="Tokens per stream message (default 8)."
+    "--token-chunk",
+    type=click.IntRange(1),
+    default=None,
+    help="Tokens per stream message (default 8).",
 )
 @click.option(
     "--run-dir",
