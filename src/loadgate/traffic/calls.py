@@ -217,6 +217,6 @@ def gap_figures(times: list[float]) -> tuple[float, float]:
     median of an even count is the upper middle gap."""
     if len(times) < 2:
         return NAN, NAN
-    gaps = np.diff(np.asarray(times))
-    mid = len(gaps) // 2
-    return float(np.partition(gaps, mid)[mid]), float(gaps.max())
+    gaps = np.diff(times)
+    gaps.sort()
+    return float(gaps[len(gaps) // 2]), float(gaps[-1])
