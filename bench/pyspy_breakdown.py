@@ -17,15 +17,43 @@ from collections import Counter
 
 # (category, substrings of a frame), innermost match wins; first rule that matches a frame.
 RULES = [
-    ("protobuf parsing", ("_transform (grpc/_common.py", "FromString", "stream_message", "unary_message")),
+    (
+        "protobuf parsing",
+        ("_transform (grpc/_common.py", "FromString", "stream_message", "unary_message"),
+    ),
     ("token reader (profile)", ("profiles.py",)),
-    ("per-message Python (TTFT/ITL, figures)", ("users.py:_stream", "_stream (loadgate/traffic/users.py",)),
+    (
+        "per-message Python (TTFT/ITL, figures)",
+        (
+            "users.py:_stream",
+            "_stream (loadgate/traffic/users.py",
+        ),
+    ),
     ("HTTP/2 framing (loadgate h2)", ("h2_protocol.py", "hpack/")),
-    ("grpcio stream iterator / call machinery", ("grpc/_channel.py", "grpc/_common.py", "grpc/_utilities", "grpc/_interceptor")),
-    ("gevent thread emulation (locks, conditions)", ("gevent/_threading", "gevent/thread", "gevent/_semaphore", "threading.py", "gevent/lock", "gevent/event")),
+    (
+        "grpcio stream iterator / call machinery",
+        ("grpc/_channel.py", "grpc/_common.py", "grpc/_utilities", "grpc/_interceptor"),
+    ),
+    (
+        "gevent thread emulation (locks, conditions)",
+        (
+            "gevent/_threading",
+            "gevent/thread",
+            "gevent/_semaphore",
+            "threading.py",
+            "gevent/lock",
+            "gevent/event",
+        ),
+    ),
     ("socket I/O", ("gevent/_socketcommon", "gevent/_socket", "h2_client.py")),
-    ("gevent hub (libev loop, switches)", ("gevent/hub.py", "gevent/_hub", "gevent/greenlet", "gevent/_greenlet")),
-    ("rows, Locust events, shipping", ("recorder.py", "control.py", "_record", "locust/", "msgpack", "zmq")),
+    (
+        "gevent hub (libev loop, switches)",
+        ("gevent/hub.py", "gevent/_hub", "gevent/greenlet", "gevent/_greenlet"),
+    ),
+    (
+        "rows, Locust events, shipping",
+        ("recorder.py", "control.py", "_record", "locust/", "msgpack", "zmq"),
+    ),
     ("numpy (gap figures)", ("numpy/", "gap_figures")),
 ]
 
@@ -44,13 +72,15 @@ def main() -> int:
     ap.add_argument("--process", default="-m locust", help="count processes whose command has this")
     args = ap.parse_args()
     counts: Counter[str] = Counter()
-    for line in open(args.raw):
-        stack, _, n = line.rstrip("\n").rpartition(" ")
+    with open(args.raw) as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        stack, _, n = line.rpartition(" ")
         frames = stack.split(";")
         procs = [f for f in frames if f.startswith("process ")]
         if not procs or args.process not in procs[-1]:
             continue
-        counts[categorize(frames[len(procs):])] += int(n)
+        counts[categorize(frames[len(procs) :])] += int(n)
     total = sum(counts.values()) or 1
     print(f"{total} samples of processes matching {args.process!r}")
     for name, n in counts.most_common():

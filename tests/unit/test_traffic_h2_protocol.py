@@ -63,7 +63,9 @@ class Pair:
         return call
 
     def respond(self, sid: int, headers=(("x-pod-name", "pod-0"),)) -> None:
-        self.server.send_headers(sid, [(":status", "200"), ("content-type", "application/grpc"), *headers])
+        self.server.send_headers(
+            sid, [(":status", "200"), ("content-type", "application/grpc"), *headers]
+        )
 
     def trailers(self, sid: int, status: int = 0, message: str = "") -> None:
         t = [("grpc-status", str(status))] + ([("grpc-message", message)] if message else [])
@@ -130,7 +132,9 @@ def test_http_status_without_grpc_status_maps_as_grpc_says(http, code):
     assert call.status == code and http in call.details
 
 
-@pytest.mark.parametrize(("error", "code"), [(0x7, "UNAVAILABLE"), (0x8, "CANCELLED"), (0x2, "INTERNAL")])
+@pytest.mark.parametrize(
+    ("error", "code"), [(0x7, "UNAVAILABLE"), (0x8, "CANCELLED"), (0x2, "INTERNAL")]
+)
 def test_rst_stream_from_the_server(error, code):
     p = Pair()
     call = p.call()
