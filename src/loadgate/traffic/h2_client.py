@@ -23,6 +23,11 @@ from loadgate.traffic.h2_protocol import Call, Connection, ProtocolError, end_ca
 from loadgate.traffic.scenario import Tls
 
 READ_SIZE = 1 << 18
+# A socket that always has data never blocks the reader, so it would never let the hub run
+# timers (the open-loop scheduler's next send): the reader hands the hub a turn at least this
+# often, feeding a large read in slices (each slice's frames keep the read's arrival time).
+YIELD_EVERY_S = 0.0005
+SLICE = 4096
 CONNECT_TIMEOUT_S = 5.0
 RECONNECT_EVERY_S = 1.0
 
@@ -121,12 +126,20 @@ class Channel:
     def _reader(self, conn: Connection) -> None:
         sock, reason = conn.sock, "connection closed by the server"
         try:
-            recv, feed = sock.recv, conn.feed
+            recv, feed, clock, turn = sock.recv, conn.feed, time.perf_counter, gevent.sleep
+            held = clock()
             while True:
                 data = recv(READ_SIZE)
                 if not data:
                     break
-                feed(data, time.time())
+                now = time.time()
+                for i in range(0, len(data), SLICE):
+                    feed(data[i : i + SLICE] if len(data) > SLICE else data, now)
+                    if clock() - held > YIELD_EVERY_S:
+                        turn(0)
+                        held = clock()
+                if len(data) < READ_SIZE:
+                    held = clock()  # the socket was drained: the next recv waits in the hub
                 if conn.out:
                     self._flush(conn)
                 if conn.refused:
