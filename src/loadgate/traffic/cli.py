@@ -13,6 +13,7 @@ import click
 
 from loadgate.errors import UserError
 from loadgate.procs import spawn, stop
+from loadgate.traffic.processes import AUTO, Choice, resolve
 from loadgate.traffic.runner import (
     RemoteWorkers,
     RunFailed,
@@ -73,10 +74,26 @@ def processes_option(help_text: str):
     )
 
 
+def _processes(value: str) -> str | int:
+    if value == AUTO:
+        return value
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise click.BadParameter(f"{value!r}: expected auto or a number from 1 to 64")
+    return int(value)
+
+
 @click.command(name="run")
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", metavar="HOST:PORT", help="gRPC endpoint (default: boot the local twin)")
-@processes_option("Locust worker processes (open-loop rate is shared among them)")
+@click.option(
+    "--processes",
+    default=AUTO,
+    show_default=True,
+    metavar="auto|N",
+    callback=lambda _ctx, _param, v: _processes(v),
+    help="Locust worker processes sharing the open-loop rate; auto: one per core the stack "
+    "leaves free (all cores for a remote target, 1 beside a local twin)",
+)
 @click.option(
     "--out",
     "out",
@@ -123,21 +140,27 @@ def run(
     sc = load_scenario(scenario)
     remote = None
     if expect_workers:
-        if processes > 1:
+        if processes not in (AUTO, 1):
             raise UserError("--processes and --expect-workers exclude each other")
         host, port = _host_port(master_bind, "--master-bind", default_port=5557)
         remote = RemoteWorkers(expect_workers, host, port)
     out_dir = out or Path("reports") / new_run_id()
     with _target(target, out_dir, twin_time_scale) as (addr, kind, twin):
+        if remote:
+            chosen = Choice(1, f"{remote.count} worker(s) started elsewhere (--expect-workers)")
+        else:
+            # the start line names the count; the summary keeps why (generator.processes_chosen)
+            chosen = resolve(processes, addr, twin.spec.replicas if twin is not None else None)
         try:
             result = run_scenario(
-                sc, addr, out_dir, processes=processes, progress=_echo, remote=remote
+                sc, addr, out_dir, processes=chosen.processes, progress=_echo, remote=remote
             )
         except RunFailed as e:
             raise UserError(str(e)) from None
     if twin is not None:  # read once the twin is down: Envoy flushes its log on the way out
         result.summary["proxy"] = _write_proxy_records(twin, out_dir, result.samples)
     result.summary["stack"] = kind
+    result.summary["generator"]["processes_chosen"] = chosen.why
     (out_dir / "traffic_summary.json").write_text(json.dumps(result.summary, indent=2))
     if as_json:
         click.echo(json.dumps(result.summary, indent=2))
