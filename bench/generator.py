@@ -36,6 +36,7 @@ from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
 from loadgate.modelserver.models import cv_config, cv_metadata
 from loadgate.modelserver.poses import Pose
+from loadgate.perf_analyzer import perf_analyzer
 from loadgate.procs import free_port, port_open, spawn, stop, wait_until
 from loadgate.traffic.kserve import build_request
 from loadgate.traffic.runner import start_scenario
@@ -283,25 +284,6 @@ INTERCEPTOR_LOCUSTFILE = textwrap.dedent(
             self.stub.ModelInfer(self.req)
     """
 )
-
-
-def perf_analyzer() -> tuple[list[str], dict[str, str]] | str:
-    """perf_analyzer's command and environment, or why it cannot run here."""
-    exe = Path(sys.executable).with_name("perf_analyzer")
-    if not exe.exists():
-        return f"no perf_analyzer beside {sys.executable}"
-    env = dict(os.environ)
-    try:
-        import nvidia.cuda_runtime  # libcudart.so.12, which perf_analyzer links; no GPU needed
-
-        lib = Path(next(iter(nvidia.cuda_runtime.__path__))) / "lib"
-        env["LD_LIBRARY_PATH"] = f"{lib}:{env.get('LD_LIBRARY_PATH', '')}"
-    except ImportError:
-        pass
-    probe = subprocess.run([exe, "--version"], env=env, capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        return (probe.stderr or probe.stdout).strip().splitlines()[-1]
-    return [str(exe)], env
 
 
 # -- one run ---------------------------------------------------------------------------------

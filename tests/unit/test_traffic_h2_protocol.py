@@ -142,6 +142,7 @@ def test_rst_stream_from_the_server(error, code):
     p.server.reset_stream(call.sid, error)
     p.pump()
     assert p.ended == [call] and call.status == code
+    assert call.details == f"Received RST_STREAM with error code {error}"  # grpcio's words
 
 
 def test_cancel_resets_the_stream_and_late_frames_are_ignored():
@@ -241,6 +242,12 @@ def test_compressed_message_and_missing_trailers_are_errors():
     p.pump()
     assert a.status == "INTERNAL" and "compressed" in a.details
     assert b.status == "INTERNAL" and "trailers" in b.details
+
+
+def test_an_oversized_frame_is_a_protocol_error():
+    p = Pair()
+    with pytest.raises(hp.ProtocolError, match="16385-byte frame"):
+        p.client.feed(hp._frame(hp.DATA, 0, 1, bytes(16_385)), 100.0)
 
 
 def test_fail_all_ends_every_call_once():

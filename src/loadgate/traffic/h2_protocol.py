@@ -41,6 +41,7 @@ _FRAME_HEAD = struct.Struct(">HBBBI")  # length (hi 16, lo 8), type, flags, stre
 RECV_WINDOW = 1 << 24
 CONN_RECV_WINDOW = 1 << 30
 DEFAULT_WINDOW, DEFAULT_MAX_FRAME = 65_535, 16_384
+MAX_FRAME_IN = DEFAULT_MAX_FRAME  # we never raise our SETTINGS_MAX_FRAME_SIZE
 MAX_STREAM_ID = (1 << 31) - 1
 
 # gRPC status codes by number (grpc.StatusCode names, without importing grpc here).
@@ -280,6 +281,8 @@ class Connection:
             end = pos + 9 + length
             if end > size:
                 break
+            if length > MAX_FRAME_IN:
+                raise ProtocolError(f"a {length}-byte frame, above our SETTINGS_MAX_FRAME_SIZE")
             sid &= MAX_STREAM_ID
             if ftype == DATA:
                 self._data(sid, flags, buf, pos + 9, end, length)
@@ -362,7 +365,8 @@ class Connection:
             call.headers = headers  # the response headers; trailers come later
             status = headers.get(":status", "200")
             if status != "200":
-                self.cancel(call, HTTP_CODES.get(int(status), "UNKNOWN"), f"HTTP status {status}")
+                code = HTTP_CODES.get(int(status), "UNKNOWN")
+                self.cancel(call, code, f"Received http2 header with status: {status}")
             return
         if not first_flags & END_STREAM:
             raise ProtocolError("a second header block without END_STREAM")
@@ -374,7 +378,11 @@ class Connection:
         if code is None:
             http = headers.get(":status", "200") if trailers_only else "200"
             status = HTTP_CODES.get(int(http), "UNKNOWN") if http != "200" else "UNKNOWN"
-            details = f"HTTP status {http}" if http != "200" else "no grpc-status in trailers"
+            details = (
+                f"Received http2 header with status: {http}"
+                if http != "200"
+                else "no grpc-status in trailers"
+            )
         else:
             i = int(code) if code.isdigit() else 2
             status = CODES[i] if i < len(CODES) else "UNKNOWN"
@@ -420,7 +428,7 @@ class Connection:
             if call is not None:
                 code = _U32.unpack(payload)[0]
                 status = RST_CODES.get(code, "INTERNAL")
-                self._end(call, status, f"stream reset by the server (HTTP/2 error {code:#x})")
+                self._end(call, status, f"Received RST_STREAM with error code {code}")  # grpcio's
                 self._next_queued()
         elif ftype == GOAWAY:
             last, code = struct.unpack_from(">II", payload)
