@@ -36,6 +36,7 @@ class Scheduled(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self) -> None:
         self.sent: dict[str, list[float]] = {}  # request id -> when each token was handed over
         self.peers: set[str] = set()  # client address:port, one per connection
+        self.served = 0
         self.lock = threading.Lock()
 
     def ServerLive(self, request, context):
@@ -43,6 +44,7 @@ class Scheduled(pb_grpc.GRPCInferenceServiceServicer):
 
     def ModelInfer(self, request, context):
         self.peers.add(context.peer())
+        self.served += 1
         context.send_initial_metadata((("x-pod-name", "sched-0"),))
         return pb.ModelInferResponse(model_name=request.model_name)
 
@@ -80,6 +82,7 @@ def server(request):
     srv.add_insecure_port(f"127.0.0.1:{port}")
     srv.start()
     try:
+        servicer.server = srv
         yield f"127.0.0.1:{port}", servicer
     finally:
         srv.stop(grace=1).wait(5)
@@ -152,3 +155,24 @@ def test_one_token_per_message_streams_arrive_whole(server, tmp_path):
     df = r.samples
     assert len(df) == 10 and (df["status"] == "OK").all() and (df["tokens"] == 2000).all()
     assert (df["first_byte"] < df["end"]).all()
+
+
+def test_a_server_that_goes_away_mid_run_gives_unavailable_rows_not_a_hang(server, tmp_path):
+    target, servicer = server
+
+    def stop_after_some_calls() -> None:
+        deadline = time.monotonic() + 30
+        while servicer.served < 15 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        servicer.server.stop(grace=0)
+
+    threading.Thread(target=stop_after_some_calls, daemon=True).start()
+    classes = [{"name": "u", "model": "cv", "kind": "cv", "deadline_s": 2}]
+    r = run_scenario(scenario(classes, rate=20, duration=3.0), target, tmp_path / "run")
+    df = r.samples
+    assert len(df) == 60 == r.summary["generator"]["sent"]  # every call sent has its row
+    assert set(df["status"]) <= {"OK", "UNAVAILABLE"}, df.groupby(["status", "error"]).size()
+    assert 15 <= (df["status"] == "OK").sum() < 40
+    late = df.sort_values("intended").tail(10)
+    assert (late["status"] == "UNAVAILABLE").all()
+    assert late["error"].str.contains("failed to connect").all(), late["error"]

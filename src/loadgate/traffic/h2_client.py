@@ -173,11 +173,13 @@ class Channel:
         if conn.writing:
             return  # the writer already running picks up what was added
         conn.writing = True
+        send = conn.sock.send  # not sendall: gevent's asks the kernel for SO_SNDBUF every time
         try:
             while conn.out:
-                data = bytes(conn.out)
+                data = memoryview(bytes(conn.out))
                 conn.out.clear()
-                conn.sock.sendall(data)
+                while data:
+                    data = data[send(data) :]
         except OSError:
             pass  # the reader sees the broken connection and ends its calls
         finally:
