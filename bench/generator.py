@@ -31,126 +31,22 @@ import time
 from pathlib import Path
 
 import grpc
+from support.bench_server import Counts, cpu_seconds  # bench/support/
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc as pb_grpc
 
-from loadgate.modelserver.models import cv_config, cv_metadata
-from loadgate.modelserver.poses import Pose
 from loadgate.perf_analyzer import perf_analyzer
 from loadgate.procs import free_port, port_open, spawn, stop, wait_until
 from loadgate.traffic.kserve import build_request
 from loadgate.traffic.runner import start_scenario
 from loadgate.traffic.scenario import Scenario, TrafficClass
 
+SERVER = Path(__file__).parent / "support" / "bench_server.py"
 USERS = 50  # Locust users of the closed-loop runs
 UNARY_DEPTH, STREAM_DEPTH = 32, 50  # in flight for the plain and aio loops, perf_analyzer
 LLM_UNARY = {"name": "unary", "model": "llm", "kind": "llm_unary", "max_tokens": 1}
 SERVICE = "inference.GRPCInferenceService"
 WARMUP_S = 2.0
-
-
-# -- the bench server ----------------------------------------------------------------------
-
-
-def _stream_message() -> bytes:
-    r = pb.ModelInferResponse(model_name="llm", id="b")
-    r.parameters["tokens"].int64_param = 1  # one token per message
-    return pb.ModelStreamInferResponse(infer_response=r).SerializeToString()
-
-
-async def _serve(port: int, messages: int) -> None:
-    counts = {"calls": 0, "streams": 0, "messages": 0}
-    md = (("x-pod-name", "bench-0"),)
-    unary = pb.ModelInferResponse(model_name="llm", id="b").SerializeToString()
-    message = _stream_message()
-    pose = Pose("loadgate", 8)
-
-    async def infer(req, ctx):
-        counts["calls"] += 1
-        await ctx.send_initial_metadata(md)
-        return unary
-
-    async def stream(request_iterator, ctx):
-        await ctx.send_initial_metadata(md)
-        async for raw in request_iterator:
-            req = pb.ModelInferRequest.FromString(raw)
-            p = req.parameters.get("max_tokens")
-            n = p.int64_param if p is not None else messages
-            counts["streams"] += 1
-            for _ in range(n):
-                counts["messages"] += 1
-                yield message
-
-    async def metadata(raw, ctx):  # the bench reads the counts here
-        ext = [f"{k}={v}" for k, v in counts.items()]
-        return pb.ServerMetadataResponse(
-            name="bench", version="1", extensions=ext
-        ).SerializeToString()
-
-    def config(name: str):
-        if name == "cv":
-            return cv_config(8)
-        cfg = pose.config()
-        if name == "llm-unary":  # perf_analyzer's unary runs need a model that is not decoupled
-            cfg.name, cfg.model_transaction_policy.decoupled = name, False
-        return cfg
-
-    async def model_metadata(raw, ctx):
-        name = pb.ModelMetadataRequest.FromString(raw).name
-        meta = cv_metadata() if name == "cv" else pose.metadata()
-        meta.name = name
-        return meta.SerializeToString()
-
-    async def model_config(raw, ctx):
-        name = pb.ModelConfigRequest.FromString(raw).name
-        return pb.ModelConfigResponse(config=config(name)).SerializeToString()
-
-    def constant(response):
-        data = response.SerializeToString()
-
-        async def handler(raw, ctx):
-            return data
-
-        return handler
-
-    handlers = {
-        "ModelInfer": grpc.unary_unary_rpc_method_handler(infer),
-        "ModelStreamInfer": grpc.stream_stream_rpc_method_handler(stream),
-        "ServerMetadata": grpc.unary_unary_rpc_method_handler(metadata),
-        "ModelMetadata": grpc.unary_unary_rpc_method_handler(model_metadata),
-        "ModelConfig": grpc.unary_unary_rpc_method_handler(model_config),
-    }
-    for name, response in {
-        "ServerLive": pb.ServerLiveResponse(live=True),
-        "ServerReady": pb.ServerReadyResponse(ready=True),
-        "ModelReady": pb.ModelReadyResponse(ready=True),
-        "ModelStatistics": pb.ModelStatisticsResponse(),
-    }.items():
-        handlers[name] = grpc.unary_unary_rpc_method_handler(constant(response))
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
-
-
-class Counts:
-    """The bench server's counters, read over gRPC."""
-
-    def __init__(self, target: str, server_pid: int) -> None:
-        self.server_pid = server_pid
-        self.channel = grpc.insecure_channel(target)
-        self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
-
-    def __call__(self) -> dict[str, int]:
-        ext = self.stub.ServerMetadata(pb.ServerMetadataRequest(), timeout=10).extensions
-        return {k: int(v) for k, v in (e.split("=") for e in ext)}
-
-
-def cpu_seconds(pid: int) -> float:
-    """user + system CPU of a process (every thread), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure(counts: Counts, pids: list[int], what: str, seconds: float) -> dict:
@@ -389,54 +285,37 @@ class Bench:
 
 
 def one_run(bench: Bench) -> list[tuple[str, str, dict | str]]:
-    """[(row name, unit, figures or why not run)] in the order measured."""
+    """[(row name, unit, figures or why not run)] in the order measured. The open loop runs
+    right after the closed-loop unary rate it is a fraction of (80 % first: the target), so
+    the machine's load has the least time to drift between the two."""
     out = []
 
     def row(name: str, unit: str, fig) -> None:
         out.append((name, unit, fig))
         print(f"  {name}: {fmt(unit, fig)}", flush=True)
 
-    row(
-        "plain grpcio, blocking loop, 1 thread",
-        "calls",
-        bench.subprocess_client("plain_blocking", "calls"),
-    )
-    row(
-        f"plain grpcio, futures, {UNARY_DEPTH} in flight",
-        "calls",
-        bench.subprocess_client("plain_futures", "calls"),
-    )
-    row(
-        f"grpc.aio unary, {UNARY_DEPTH} in flight",
-        "calls",
-        bench.subprocess_client("aio_unary", "calls"),
-    )
+    sub = bench.subprocess_client
+    row("plain grpcio, blocking loop, 1 thread", "calls", sub("plain_blocking", "calls"))
+    row(f"plain grpcio, futures, {UNARY_DEPTH} in flight", "calls", sub("plain_futures", "calls"))
+    row(f"grpc.aio unary, {UNARY_DEPTH} in flight", "calls", sub("aio_unary", "calls"))
     row(f"Locust documented interceptor, {USERS} users", "calls", bench.locust_interceptor())
-    fig, summary = bench.loadgate(closed([LLM_UNARY], bench.budget), "calls", "ours-unary")
-    fig["rows_ok"] = summary["total"]["ok"]
+    fig, _ = bench.loadgate(closed([LLM_UNARY], bench.budget), "calls", "ours-unary")
     row(f"loadgate closed-loop users, unary, {USERS} users", "calls", fig)
-    capacity = fig["rate"]
+    for frac in (0.8, 0.5, 1.0):  # 1.0: headroom beyond the 80 % target
+        fig = bench.open_loop(round(fig_rate(out) * frac))
+        row(f"loadgate open loop at {frac:.0%} of that rate", "open", fig)
     row("perf_analyzer, unary", "calls", bench.perf_analyzer(streaming=False))
     stream = {"name": "stream", "model": "llm", "kind": "llm_stream", "max_tokens": bench.messages}
     fig, summary = bench.loadgate(closed([stream], bench.budget), "messages", "ours-stream")
-    fig["tokens_per_row"] = summary["classes"]["stream"]["tokens"] / max(
-        summary["classes"]["stream"]["count"], 1
-    )
     row(f"loadgate closed-loop users, streams, {USERS} users", "messages", fig)
-    row(
-        f"grpc.aio streams, {STREAM_DEPTH} in flight",
-        "messages",
-        bench.subprocess_client("aio_stream", "messages"),
-    )
+    row(f"grpc.aio streams, {STREAM_DEPTH} in flight", "messages", sub("aio_stream", "messages"))
     row("perf_analyzer --streaming", "messages", bench.perf_analyzer(streaming=True))
-    for frac in (0.5, 0.8, 1.0):  # 1.0: headroom beyond the 80 % target
-        rate = round(capacity * frac)
-        row(
-            f"loadgate open loop at {frac:.0%} of closed-loop ({rate}/s)",
-            "open",
-            bench.open_loop(rate),
-        )
-    return out  # fmt: skip
+    return out
+
+
+def fig_rate(rows) -> float:
+    """The closed-loop unary rate of loadgate's users in this run."""
+    return next(f["rate"] for n, _, f in rows if n.startswith("loadgate closed-loop users, unary"))
 
 
 def fmt(unit: str, fig) -> str:
@@ -444,7 +323,8 @@ def fmt(unit: str, fig) -> str:
         return f"not run: {fig}"
     if unit == "open":
         return (
-            f"achieved/target {fig['achieved_ratio']:.4f}, lag p99 {fig['lag_p99_s'] * 1e3:.2f} ms, "
+            f"{fig['target_rate']:,.0f}/s: achieved/target {fig['achieved_ratio']:.4f}, "
+            f"lag p99 {fig['lag_p99_s'] * 1e3:.2f} ms, "
             f"dropped {fig['dropped']}, {'valid' if fig['valid'] else 'INVALID'}; "
             f"{fig['per_cpu']:,.0f} calls per CPU-s"
         )
@@ -459,21 +339,17 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=6.0, help="measured window of each client")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--messages", type=int, default=50, help="messages (tokens) per stream")
-    ap.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--client", choices=sorted(CLIENTS), help=argparse.SUPPRESS)
     ap.add_argument("--target", help=argparse.SUPPRESS)
     ap.add_argument("--until", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.serve:
-        asyncio.run(_serve(args.serve, args.messages))
-        return 0
     if args.client:
         CLIENTS[args.client](args.target, args.until, args.messages)
         return 0
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="loadgate-bench-gen-"))
     server = spawn(
-        [sys.executable, __file__, "--serve", str(port), "--messages", str(args.messages)],
+        [sys.executable, str(SERVER), str(port), "--messages", str(args.messages)],
         work / "server.log",
     )
     target = f"127.0.0.1:{port}"

@@ -149,7 +149,7 @@ class Call:
         self.details = ""
         self.buf = b""  # a message split across DATA frames
         self.recv = 0  # bytes consumed since the last stream WINDOW_UPDATE
-        self.pending = b""  # request bytes waiting for send window
+        self.pending: bytes | memoryview = b""  # request bytes waiting for send window
         self.send_window = 0
         self.ended = False
         self.started = False  # HEADERS sent (False: queued for a free stream slot)
@@ -225,7 +225,7 @@ class Connection:
             while rest:
                 chunk, rest = rest[:mf], rest[mf:]
                 out += _frame(CONTINUATION, 0 if rest else END_HEADERS, sid, chunk)
-        call.pending = body
+        call.pending = memoryview(body)  # sliced per frame without copying the rest
         self._send_body(call)
 
     def _send_body(self, call: Call) -> None:
@@ -237,7 +237,8 @@ class Connection:
             chunk, data = data[:n], data[n:]
             call.send_window -= n
             self.peer_window -= n
-            self.out += _frame(DATA, 0 if data else END_STREAM, call.sid, chunk)
+            self.out += _frame_head(DATA, 0 if data else END_STREAM, call.sid, n)
+            self.out += chunk
         call.pending = data
 
     def _flush_pending(self) -> None:
@@ -467,6 +468,9 @@ def end_call(call: Call, status: str, details: str) -> None:
     call.done(call)
 
 
+def _frame_head(ftype: int, flags: int, sid: int, n: int) -> bytes:
+    return _FRAME_HEAD.pack(n >> 8, n & 0xFF, ftype, flags, sid)
+
+
 def _frame(ftype: int, flags: int, sid: int, payload: bytes) -> bytes:
-    n = len(payload)
-    return struct.pack(">HBBBI", n >> 8, n & 0xFF, ftype, flags, sid) + payload
+    return _frame_head(ftype, flags, sid, len(payload)) + payload

@@ -1,7 +1,7 @@
 """Where a generator process's CPU went: py-spy samples sorted into the costs that matter here.
 
     py-spy record --subprocesses -r 200 -f raw -o prof.txt -- .venv/bin/python bench/generator.py ...
-    .venv/bin/python bench/pyspy_breakdown.py prof.txt [--process locust]
+    .venv/bin/python bench/support/pyspy_breakdown.py prof.txt [--process locust]
 
 Each sample is charged to the first category its stack matches, from the innermost frame out
 (so a condition wait inside grpcio's stream iterator counts as gevent's thread emulation, a
