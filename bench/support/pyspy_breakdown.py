@@ -58,7 +58,12 @@ RULES = [
 ]
 
 
+STARTUP = "start-up (imports), left out"
+
+
 def categorize(frames: list[str]) -> str:
+    if any("importlib._bootstrap" in f for f in frames):
+        return STARTUP
     for frame in reversed(frames):
         for name, needles in RULES:
             if any(n in frame for n in needles):
@@ -81,8 +86,9 @@ def main() -> int:
         if not procs or args.process not in procs[-1]:
             continue
         counts[categorize(frames[len(procs) :])] += int(n)
+    startup = counts.pop(STARTUP, 0)
     total = sum(counts.values()) or 1
-    print(f"{total} samples of processes matching {args.process!r}")
+    print(f"{total} samples of processes matching {args.process!r} ({startup} at start-up)")
     for name, n in counts.most_common():
         print(f"{n / total:6.1%}  {name}")
     return 0
