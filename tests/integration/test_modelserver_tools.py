@@ -9,18 +9,16 @@ inputs, not with loadgate's profiles, so a mistake shared by loadgate's client a
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tritonclient.grpc as tc
 
+from loadgate.perf_analyzer import perf_analyzer
 from loadgate.procs import wait_until
 
 pytestmark = pytest.mark.integration
@@ -257,26 +255,11 @@ def test_model_statistics_agree_with_prometheus(modelserver_factory):
 
 
 def _perf_analyzer() -> tuple[list[str], dict[str, str]]:
-    """The perf_analyzer that the tritonclient wheel installs beside this interpreter, and the
-    environment it loads in; skips with the reason when it cannot run here."""
-    exe = Path(sys.executable).with_name("perf_analyzer")
-    if not exe.exists():
-        pytest.skip(f"no perf_analyzer beside {sys.executable} (the tritonclient wheel ships it)")
-    env = dict(os.environ)
-    try:
-        import nvidia.cuda_runtime  # libcudart.so.12, which perf_analyzer links; no GPU needed
-
-        lib = Path(next(iter(nvidia.cuda_runtime.__path__))) / "lib"
-        env["LD_LIBRARY_PATH"] = f"{lib}:{env.get('LD_LIBRARY_PATH', '')}"
-    except ImportError:
-        pass
-    probe = subprocess.run([exe, "--version"], env=env, capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        reason = (probe.stderr or probe.stdout).strip().splitlines()[-1]
-        hint = " (Debian package libb64-0d)" if "libb64" in reason else ""
-        hint += " (PyPI nvidia-cuda-runtime-cu12)" if "libcudart" in reason else ""
-        pytest.skip(f"perf_analyzer cannot run here: {reason}{hint}")
-    return [str(exe)], env
+    """perf_analyzer's command and environment; skips with the reason when it cannot run here."""
+    found = perf_analyzer()
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found
 
 
 @pytest.mark.timeout(120)

@@ -19,6 +19,7 @@ from loadgate.flags import POSITIVE
 from loadgate.output import output_option, renamed_option
 from loadgate.procs import spawn, stop
 from loadgate.traffic import kserve
+from loadgate.traffic.processes import AUTO, Choice, resolve
 from loadgate.traffic.runner import (
     RemoteWorkers,
     RunFailed,
@@ -64,10 +65,26 @@ def processes_option(help_text: str):
     )
 
 
+def _processes(value: str) -> str | int:
+    if value == AUTO:
+        return value
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise click.BadParameter(f"{value!r}: expected auto or a number from 1 to 64")
+    return int(value)
+
+
 @click.command(name="run")
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", metavar="HOST:PORT", help="gRPC endpoint (default: boot the local twin)")
-@processes_option("Locust worker processes (open-loop rate is shared among them)")
+@click.option(
+    "--processes",
+    default=AUTO,
+    show_default=True,
+    metavar="auto|N",
+    callback=lambda _ctx, _param, v: _processes(v),
+    help="Locust worker processes sharing the open-loop rate; auto: one per core the stack "
+    "leaves free (all cores for a remote target, 1 beside a local twin)",
+)
 @click.option(
     "--out",
     "out",
@@ -130,7 +147,7 @@ def run(
     if target is not None:
         hostport.parse(target, "--target")
     if expect_workers:
-        if processes > 1:
+        if processes not in (AUTO, 1):
             raise UserError("--processes and --expect-workers exclude each other")
         host, port = hostport.parse(master_bind, "--master-bind", default_port=5557)
         remote = RemoteWorkers(expect_workers, host, port)
@@ -141,12 +158,17 @@ def run(
     with writing(out_dir, "loadgate run"):
         with open_stack(target, out_dir, overrides, _echo) as stack:
             write_stack_info(out_dir, stack.info)
+            if remote:
+                chosen = Choice(1, f"{remote.count} worker(s) started elsewhere (--expect-workers)")
+            else:  # the start line names the count; the summary keeps why
+                pods = stack.twin.spec.replicas if stack.twin is not None else None
+                chosen = resolve(processes, stack.target, pods)
             try:
                 result = run_scenario(
                     sc,
                     stack.target,
                     out_dir,
-                    processes=processes,
+                    processes=chosen.processes,
                     progress=_echo,
                     remote=remote,
                     check=target is None,
@@ -154,6 +176,7 @@ def run(
             except RunFailed as e:
                 raise UserError(str(e)) from None
         result.summary["stack"] = stack.info.kind
+        result.summary["generator"]["processes_chosen"] = chosen.why
         if stack.twin is not None:  # read once the twin is down: Envoy flushes its log then
             result.summary["proxy"] = write_proxy_records(
                 stack.twin.access_log, out_dir, result.samples

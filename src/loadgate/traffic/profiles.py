@@ -90,24 +90,29 @@ def build_llm_request(cls: TrafficClass) -> pb.ModelInferRequest:
 # -- responses -------------------------------------------------------------------------------
 
 
+def _payload(resp: pb.ModelInferResponse) -> int:
+    raws = resp.raw_output_contents
+    return sum(map(len, raws)) if raws else 0  # once per stream message: kept cheap
+
+
 def loadgate_figures(resp: pb.ModelInferResponse) -> tuple[int, int]:
     """The `tokens` parameter when the server sends one (loadgate-modelserver does), else one per
     message."""
-    nbytes = sum(len(b) for b in resp.raw_output_contents)
-    if sig.TOKENS in resp.parameters:
-        return int(resp.parameters[sig.TOKENS].int64_param), nbytes
-    return 1, nbytes
+    params = resp.parameters
+    if sig.TOKENS in params:
+        return params[sig.TOKENS].int64_param, _payload(resp)
+    return 1, _payload(resp)
 
 
 def _per_message(resp: pb.ModelInferResponse) -> tuple[int, int]:
-    return 1, sum(len(b) for b in resp.raw_output_contents)
+    return 1, _payload(resp)
 
 
 def reported_figures(resp: pb.ModelInferResponse) -> tuple[int, int]:
     """Sum of `num_output_tokens` (UINT32 from vLLM, INT32 from TRT-LLM: never negative, so read
     as unsigned)."""
     raws = resp.raw_output_contents
-    nbytes = sum(len(b) for b in raws)
+    nbytes = _payload(resp)
     for i, out in enumerate(resp.outputs):
         if out.name == sig.NUM_OUTPUT_TOKENS and i < len(raws):
             raw = raws[i]
@@ -118,7 +123,7 @@ def reported_figures(resp: pb.ModelInferResponse) -> tuple[int, int]:
 def response_counted(resp: pb.ModelInferResponse) -> tuple[int, int]:
     """One token per response that carries text (an empty final response carries none)."""
     text = any(out.name == sig.TEXT_OUTPUT for out in resp.outputs)
-    return (1 if text else 0), sum(len(b) for b in resp.raw_output_contents)
+    return (1 if text else 0), _payload(resp)
 
 
 @dataclass(frozen=True)
