@@ -6,8 +6,12 @@ overrides that break each one and the figures that must catch it all come from t
 
 The Kubernetes path runs here too: `--stack kubernetes` against a twin serving the emulated
 Kubernetes API (`boot_twin(..., kube_api=True)`), through KubernetesPlatform, Envoy's admin and
-Prometheus: every gate, with the twin-kind run's outcomes, and the balance gate's broken twin (a
-round-robin Envoy) is run there rather than on the twin kind.
+Prometheus. To keep `make test` within its budget each gate's reference runs once, on one kind:
+the gates that read pods and replicas through the platform's API most (readiness, pod_kill) on
+the Kubernetes path, the others on the twin kind; the balance gate's broken twin (a round-robin
+Envoy) runs on the Kubernetes path too, so its access log is read from the Envoy pod's log.
+`make gate` and bench/noise.py run every gate on the twin kind; docs/kubernetes.md records a run
+of every gate on the Kubernetes path.
 
 Noise: a figure the machine's load made untrustworthy is INVALID, not FAIL (loadgate.judge.trust).
 The reference must then have no FAIL and every INVALID figure's value on its passing side; a
@@ -32,6 +36,9 @@ from loadgate.twin.boot import boot_twin, twin_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt, "==": operator.eq}
+# Which kind runs each gate's reference (every gate exactly once) and its broken twin.
+KUBERNETES_REFERENCE = ("readiness", "pod_kill")
+TWIN_REFERENCE = tuple(g for g in catalogue.ORDER if g not in KUBERNETES_REFERENCE)
 # The balance gate's broken twin runs on the Kubernetes path (below); the others on the twin.
 TWIN_BROKEN = tuple(g for g in catalogue.ORDER if g != "balance")
 
@@ -73,10 +80,10 @@ def wrong_for_a_good_stack(verdicts: list[Verdict]) -> list[str]:
     ]
 
 
-def assert_reference_passes(proc, summary, by_gate, name: str) -> None:
+def assert_reference_passes(proc, summary, by_gate, name: str, gates: tuple[str, ...]) -> None:
     tail = proc.stdout[-3000:]
-    assert set(by_gate) == set(catalogue.ORDER), f"gates with verdicts: {sorted(by_gate)}\n{tail}"
-    for gate in catalogue.ORDER:
+    assert set(by_gate) == set(gates), f"gates with verdicts: {sorted(by_gate)}\n{tail}"
+    for gate in gates:
         wrong = wrong_for_a_good_stack(by_gate[gate])
         assert not wrong, f"{name} failed {gate}: {wrong}"
     assert summary.status in ("PASS", "INVALID"), tail
@@ -102,9 +109,9 @@ def reports(tmp_path_factory) -> Path:
 
 
 @pytest.mark.timeout(900)
-def test_reference_twin_passes_every_gate(reports):
-    proc, summary, by_gate = run_gates(reports, "reference", catalogue.ORDER)
-    assert_reference_passes(proc, summary, by_gate, "the reference twin")
+def test_reference_twin_passes_its_gates(reports):
+    proc, summary, by_gate = run_gates(reports, "reference", TWIN_REFERENCE)
+    assert_reference_passes(proc, summary, by_gate, "the reference twin", TWIN_REFERENCE)
     run = reports / "reference"
     for name in ("summary.json", "samples.parquet", "proxy.parquet", "timeline.parquet",
                  "junit.xml", "report.html"):  # fmt: skip
@@ -148,18 +155,13 @@ def cluster(tmp: Path, **overrides):
 
 
 @pytest.mark.timeout(1200)
-def test_the_kubernetes_path_passes_every_gate_as_the_twin_kind_does(reports, tmp_path):
+def test_the_kubernetes_path_passes_its_gates(reports, tmp_path):
     with cluster(tmp_path) as twin:
         proc, summary, by_gate = run_gates(
-            reports, "kubernetes", catalogue.ORDER, config=kubernetes_config(tmp_path, twin)
+            reports, "kubernetes", KUBERNETES_REFERENCE, config=kubernetes_config(tmp_path, twin)
         )
     assert summary.stack.startswith("kubernetes"), summary.stack
-    assert_reference_passes(proc, summary, by_gate, "the kubernetes path")
-    # the same stack's figures fall on the same side of every threshold on both paths
-    twin_kind = read_summary(reports / "reference")
-    assert {(v.gate, v.figure, would_pass(v)) for v in summary.gates} == {
-        (v.gate, v.figure, would_pass(v)) for v in twin_kind.gates
-    }
+    assert_reference_passes(proc, summary, by_gate, "the kubernetes path", KUBERNETES_REFERENCE)
     proxy = reports / "kubernetes" / "proxy.parquet"
     assert proxy.stat().st_size > 0, "Envoy's access log came from the Envoy pod's log"
 

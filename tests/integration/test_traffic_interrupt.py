@@ -48,10 +48,12 @@ def test_ctrl_c_stops_cleanly_and_writes_the_samples(modelserver, tmp_path):
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         stop(proc)
-    assert proc.returncode == 0, stderr
+    assert proc.returncode == 130, stderr  # INTERRUPTED (loadgate.exits)
     assert "SIGINT: stopping" in stderr and "phase steady" in stderr  # progress lines
     assert "llm-long" in stdout and "generator:" in stdout and "Traceback" not in stderr
+    assert "run: INTERRUPTED" in stdout  # the table says so, not only the JSON
     df = read_samples(out / "samples.parquet")
     assert (df["status"] == "CANCELLED").sum() >= 1  # long streams were in flight
     assert set(df["status"]) <= {"OK", "CANCELLED"}
     assert (out / "locust.html").exists() and (out / "traffic_summary.json").exists()
+    assert not (out / "INCOMPLETE").exists()  # every file was written: the run is complete
