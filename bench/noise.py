@@ -58,6 +58,9 @@ def main() -> None:
     ap.add_argument("--runs-2", type=int, default=3, help="reference runs with 2 cores busy")
     ap.add_argument("--broken", action="store_true", help="also each broken twin, per level")
     ap.add_argument("--no-reference", action="store_true")
+    ap.add_argument(
+        "--keep", type=Path, help="keep every run's report here (for bench/gate_spread.py --from)"
+    )
     args = ap.parse_args()
     series: list[tuple[str, int, int, tuple[str, ...], str | None]] = []
     if not args.no_reference:
@@ -74,11 +77,13 @@ def main() -> None:
         collections.Counter
     )
     with tempfile.TemporaryDirectory(prefix="lg-noise-") as d:
+        root = args.keep or Path(d)
         for name, cores, n, overrides, only in series:
             for i in range(n):
                 busy = hogs(cores, 1500)
                 try:
-                    rc, statuses, secs = gate_run(Path(d) / f"{name}-{cores}-{i}", overrides, only)
+                    where = root / f"{(only or 'reference')}-hog{cores}-{i + 1}"
+                    rc, statuses, secs = gate_run(where, overrides, only)
                 finally:
                     for h in busy:
                         stop(h, grace=1)

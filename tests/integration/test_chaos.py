@@ -81,8 +81,10 @@ def _events(out: Path) -> list[str]:
     [
         ("kill-model-pod", "kill_pods"),
         ("readiness-dropout", "flood_start"),
-        ("flood-queue", "flood_start"),
-        ("scale-up-burst", "flood_start"),
+        # their mechanisms are the fail_fast and scale_up gates' (test_gate_sensitivity.py):
+        # `make test-long` runs these two experiments end to end
+        pytest.param("flood-queue", "flood_start", marks=pytest.mark.long),
+        pytest.param("scale-up-burst", "flood_start", marks=pytest.mark.long),
     ],
 )
 def test_experiment_holds_on_the_reference_twin(twin, short_env, tmp_path, name, fault):

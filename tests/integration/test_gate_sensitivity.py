@@ -7,8 +7,9 @@ overrides that break each one and the figures that must catch it all come from t
 The Kubernetes path runs here too: `--stack kubernetes` against a twin serving the emulated
 Kubernetes API (`boot_twin(..., kube_api=True)`), through KubernetesPlatform, Envoy's admin and
 Prometheus. To keep `make test` within its budget each gate's reference runs once, on one kind:
-the gates that read pods and replicas through the platform's API most (readiness, pod_kill) on
-the Kubernetes path, the others on the twin kind; the balance gate's broken twin (a round-robin
+the gates that act and read through the platform's API most (pod_kill deletes a pod, scale_up
+follows the Deployment's replicas and the ScaledObject) on the Kubernetes path, the others on the
+twin kind (no scale-up among them, so one boot serves all three); the balance gate's broken twin (a round-robin
 Envoy) runs on the Kubernetes path too, so its access log is read from the Envoy pod's log.
 `make gate` and bench/noise.py run every gate on the twin kind; docs/kubernetes.md records a run
 of every gate on the Kubernetes path.
@@ -37,7 +38,7 @@ from loadgate.twin.boot import boot_twin, twin_spec
 ROOT = Path(__file__).resolve().parents[2]
 OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt, "==": operator.eq}
 # Which kind runs each gate's reference (every gate exactly once) and its broken twin.
-KUBERNETES_REFERENCE = ("readiness", "pod_kill")
+KUBERNETES_REFERENCE = ("pod_kill", "scale_up")
 TWIN_REFERENCE = tuple(g for g in catalogue.ORDER if g not in KUBERNETES_REFERENCE)
 # The balance gate's broken twin runs on the Kubernetes path (below); the others on the twin.
 TWIN_BROKEN = tuple(g for g in catalogue.ORDER if g != "balance")

@@ -141,7 +141,11 @@ def test_errors_keep_their_words_and_are_counted_per_message(modelserver_factory
     assert "errors by message:" in r.table and words in r.table
 
 
-@pytest.mark.parametrize("profile", PROFILES)
+# every profile is counted against the model server above; through the twin (its pods posing,
+# Envoy between) one real backend's profile in `make test`, the others in `make test-long`
+@pytest.mark.parametrize(
+    "profile", [p if p == "vllm" else pytest.param(p, marks=pytest.mark.long) for p in PROFILES]
+)
 def test_through_the_twin_with_pods_posing_as_the_backend(tmp_path, profile):
     # The twin passes extra modelserver flags to its pods (the Deployment's container args do
     # the same): every pod poses as the backend; token_chunk 8 as in the gates, so each

@@ -21,6 +21,10 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "k8s"
 IN_FLIGHT = 120  # 40 per pod at 3 replicas: well above the target of 16
 
 
+# ~25 s; the rules are unit-tested (tests/unit/test_autoscaler.py) and the scale_up gate
+# scales the twin in every `make test`; the cap at maxReplicaCount and the way back down to
+# minReplicaCount end to end are here, in `make test-long`
+@pytest.mark.long
 def test_sustained_load_scales_up_to_max_then_down_to_min(tmp_path):
     spec = apply_overrides(load_twin_spec(FIXTURES), time_scale=0.1, restart_delay=1.0)
     so = spec.autoscaler
