@@ -57,3 +57,18 @@ def test_ctrl_c_stops_cleanly_and_writes_the_samples(modelserver, tmp_path):
     assert set(df["status"]) <= {"OK", "CANCELLED"}
     assert (out / "locust.html").exists() and (out / "traffic_summary.json").exists()
     assert not (out / "INCOMPLETE").exists()  # every file was written: the run is complete
+
+
+def test_a_run_whose_every_call_fails_exits_1_and_names_the_status(modelserver, tmp_path):
+    scenario = tmp_path / "typo.yaml"
+    scenario.write_text(
+        "name: typo\narrival: constant\n"
+        "classes: [{name: cv, model: no-such-model, kind: cv}]\n"
+        "phases: [{name: steady, duration_s: 2, rate: 5}]\n"
+    )
+    cmd = [sys.executable, "-m", "loadgate.cli", "run", str(scenario)]
+    cmd += ["--target", modelserver.grpc_target, "--out", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 1, proc.stderr  # the stack failed every call: FAIL, not PASS
+    assert "run: FAIL" in proc.stdout and "NOT_FOUND" in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stderr
