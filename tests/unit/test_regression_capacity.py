@@ -168,19 +168,27 @@ def test_watch_sees_a_growing_backlog_but_not_late_rows():
     sc = probe_scenario(scenario(), 20.0, cfg, seed=1)
     t0 = 1000.0
     steady, stalled = Watch(sc, 20.0, cfg), Watch(sc, 20.0, cfg)
+    late, stuck = Watch(sc, 20.0, cfg), Watch(sc, 20.0, cfg)
     all_rows = rows(20 * 40, t0, 20.0, latency=0.02)
-    hits = {"steady": None, "stalled": None}
+    hits = {"steady": None, "stalled": None, "late": None, "stuck": None}
     for now in np.arange(t0 + 6, t0 + 30, 1.0):
         # steady: every call ends at once, but its row shows up only 3 s later (a busy machine)
         seen = all_rows[all_rows["end"] <= now - 3.0]
         hits["steady"] = hits["steady"] or steady.check(seen, now, t0)
+        # late: the rows come 9 s after their calls ended, beyond ROW_DELAY_S (seen on the twin:
+        # a probe at a sustainable rate was called saturated with ~17 calls really in flight)
+        shipped = all_rows[all_rows["end"] <= now - 9.0]
+        hits["late"] = hits["late"] or late.check(shipped, now, t0)
+        # stuck shipping: nothing new arrives for 10 s, then everything at once
+        batch = all_rows[all_rows["end"] <= (now if now > t0 + 20 else min(now, t0 + 10))]
+        hits["stuck"] = hits["stuck"] or stuck.check(batch, now, t0)
         # stalled: from t0 + 10 only one call in three completes
         done = all_rows[
             (all_rows["end"] <= now)
             & ((all_rows["intended"] < t0 + 10) | (np.arange(len(all_rows)) % 3 == 0))
         ]
         hits["stalled"] = hits["stalled"] or stalled.check(done, now, t0)
-    assert hits["steady"] is None
+    assert hits["steady"] is None and hits["late"] is None and hits["stuck"] is None
     assert hits["stalled"] is not None and hits["stalled"].startswith("backlog growing")
 
 

@@ -41,6 +41,7 @@ BUDGET_SLACK = 5
 BACKLOG_WINDOW_S = 5.0
 BACKLOG_SHARE = 0.25  # in flight growing by a quarter of the arrivals: not keeping up
 ROW_DELAY_S = 4.0  # a row reaches the live chunks within this after its call ended
+SHIP_MARGIN_S = 1.0  # rows of calls that ended this much before the newest row seen are in
 SETTLE_TIMEOUT_S = 30.0
 MIN_DECIDING_CALLS = 10
 
@@ -122,6 +123,11 @@ class Watch:
         if not self.scenario.open_loop:
             return None  # closed-loop users cannot build a backlog
         then = now - ROW_DELAY_S
+        if len(rows):
+            # rows that come later than ROW_DELAY_S (a generator busy with its own work ships
+            # late) would look like calls still in flight: judge no later than the rows reach
+            # (a stack where nothing ends at all is the SLO budget's and the deadlines' case)
+            then = min(then, float(rows["end"].max()) - SHIP_MARGIN_S)
         in_flight = self.load * (then - load_started) - int((rows["end"] <= then).sum())
         if then >= load_started + max(self.search.warmup_s, BACKLOG_WINDOW_S):
             self.history.append((then, in_flight))
