@@ -192,6 +192,21 @@ def test_watch_sees_a_growing_backlog_but_not_late_rows():
     assert hits["stalled"] is not None and hits["stalled"].startswith("backlog growing")
 
 
+def test_watch_sees_no_backlog_while_the_last_calls_drain():
+    # Seen on the twin at time scale 0.2: 2000-token streams outlast the schedule by ~10 s, and
+    # the arrivals "expected by now" kept growing after the last send (a sustainable probe at
+    # 22.5 calls/s was called saturated with ~15 calls really in flight).
+    cfg = CapacitySearch(warmup_s=5, measure_s=15)
+    sc = probe_scenario(scenario(), 20.0, cfg, seed=1)
+    t0, end = 1000.0, 1000.0 + sc.duration_s
+    short = rows(int(20 * sc.duration_s) - 20, t0, 20.0, latency=0.05)
+    long = rows(20, end - 10.0, 2.0, latency=10.0)  # their ends keep coming after the last send
+    sent = pd.concat([short, long], ignore_index=True)
+    watch = Watch(sc, 20.0, cfg)
+    for now in np.arange(t0 + 6, end + 15, 1.0):  # checks go on while calls drain
+        assert watch._backlog(sent[sent["end"] <= now - 1.0], now, t0) is None, now
+
+
 # -- judging a probe ----------------------------------------------------------------------------------
 
 

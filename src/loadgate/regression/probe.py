@@ -122,14 +122,18 @@ class Watch:
         checks in a row."""
         if not self.scenario.open_loop:
             return None  # closed-loop users cannot build a backlog
-        then = now - ROW_DELAY_S
+        # no arrivals after the schedule's end: while the last long calls drain, the arrivals
+        # "expected by now" would keep growing and look like a backlog
+        then = min(now - ROW_DELAY_S, load_started + self.scenario.duration_s)
         if len(rows):
             # rows that come later than ROW_DELAY_S (a generator busy with its own work ships
             # late) would look like calls still in flight: judge no later than the rows reach
             # (a stack where nothing ends at all is the SLO budget's and the deadlines' case)
             then = min(then, float(rows["end"].max()) - SHIP_MARGIN_S)
         in_flight = self.load * (then - load_started) - int((rows["end"] <= then).sum())
-        if then >= load_started + max(self.search.warmup_s, BACKLOG_WINDOW_S):
+        if then >= load_started + max(self.search.warmup_s, BACKLOG_WINDOW_S) and (
+            not self.history or then > self.history[-1][0]
+        ):
             self.history.append((then, in_flight))
         past = [h for h in self.history if h[0] <= then - BACKLOG_WINDOW_S]
         if not past:
