@@ -112,6 +112,17 @@ def stop(proc: subprocess.Popen | None, grace: float = 5.0) -> int | None:
     return proc.returncode
 
 
+def wait_exit(proc: subprocess.Popen) -> int:
+    """`proc.wait()` in short slices: a signal that lands on another thread (grpc's, say) runs
+    its Python handler only when the main thread runs again, which one long wait would delay
+    until the child exits."""
+    while True:
+        try:
+            return proc.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

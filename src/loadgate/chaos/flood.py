@@ -25,6 +25,7 @@ from loadgate.judge.names import REJECTED
 MAX_REQUESTS = 5000
 MAX_DURATION_S = 600.0
 _DEADLINE_MARGIN_S = 5.0
+WAIT_SLICE_S = 0.2  # how often a waiting main thread looks for a pending signal
 _PROMPT = b"flood"
 
 
@@ -74,8 +75,14 @@ class Flood:
         self._stop.set()
 
     def wait(self, timeout: float | None = None) -> Flood:
+        """Wait for the flood to end, in short slices: a Ctrl-C that the kernel delivers to one
+        of grpc's threads only runs its Python handler (KeyboardInterrupt in the main thread)
+        once the main thread runs again, so one long wait would hold it for the whole flood
+        (seen: a gameday that ignored SIGINT during a 120 s flood)."""
         if self._thread is not None:
-            self._done.wait(self.duration_s + 10 if timeout is None else timeout)
+            end = time.monotonic() + (self.duration_s + 10 if timeout is None else timeout)
+            while not self._done.wait(WAIT_SLICE_S) and time.monotonic() < end:
+                pass
         return self
 
     @property

@@ -19,7 +19,7 @@ from loadgate.exits import ExitCode
 from loadgate.gate import catalogue
 from loadgate.gate.plugin import stopped_by
 from loadgate.output import output_option
-from loadgate.procs import spawn, stop
+from loadgate.procs import spawn, stop, wait_exit
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -156,7 +156,7 @@ def _run_pytest(cmd: list[str], quiet: bool) -> tuple[int, bool]:
 
     old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return proc.wait(), bool(forwarded)
+        return wait_exit(proc), bool(forwarded)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

@@ -17,7 +17,7 @@ from loadgate.errors import UserError
 from loadgate.exits import STATUS_EXIT
 from loadgate.flags import POSITIVE
 from loadgate.output import output_option, renamed_option
-from loadgate.procs import spawn, stop
+from loadgate.procs import spawn, stop, wait_exit
 from loadgate.traffic import kserve
 from loadgate.traffic.processes import AUTO, Choice, resolve
 from loadgate.traffic.runner import (
@@ -221,7 +221,7 @@ def worker(scenario: Path, master: str, processes: int) -> None:
     forward = lambda signum, _frame: proc.send_signal(signal.SIGTERM)  # noqa: E731
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        code = proc.wait()
+        code = wait_exit(proc)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
