@@ -102,6 +102,8 @@ def test_worker_stopped_mid_run_ships_every_row_and_is_named(modelserver, tmp_pa
     assert "Traceback" not in stderr
 
 
+# the summary's side is unit-tested (test_traffic_summary.py); end to end in `make test-long`
+@pytest.mark.long
 def test_worker_with_another_scenario_sends_nothing_and_is_named(modelserver, tmp_path):
     scenario, other = tmp_path / "s.yaml", tmp_path / "other.yaml"
     scenario.write_text(SCENARIO % 4)

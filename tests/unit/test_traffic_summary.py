@@ -133,3 +133,16 @@ def test_progress_names_the_scheduled_phase_then_draining():
     assert draining.startswith("[   35s, 30s scheduled] draining in-flight calls: 2.0 calls/s")
     assert "phase" not in draining and "/30s]" not in draining
     assert progress_line(late.iloc[:0], 4, 40, sc).endswith("no call finished in the last 4s")
+
+
+def test_a_worker_with_another_scenario_makes_the_run_invalid_and_is_named():
+    # users.py: a worker whose scenario fingerprint differs from the master's sends nothing and
+    # reports scenario_mismatch; the summary names it (end to end: test_traffic_distributed.py)
+    g = gen()
+    g["workers"]["host-b:42"] = {"scheduled": 0, "dropped": 0, "scenario_mismatch": True}
+    health = summarize(frame(), SC, g)["generator"]
+    assert not health["valid"]
+    assert any(
+        "1 worker(s) run a different scenario file" in r and "host-b:42" in r
+        for r in health["invalid_reasons"]
+    )
