@@ -307,6 +307,7 @@ CASES: list[Case] = [
     Case("capacity-start-0", (*CAPACITY, "--start", "0"), ("capacity + flags: start:", "greater than 0"), SLO),
     Case("capacity-tolerance-2", (*CAPACITY, "--tolerance", "2"), ("capacity + flags: tolerance:",), SLO),
     Case("capacity-repeats-9", (*CAPACITY, "--repeats", "9"), ("capacity + flags: repeats:",), SLO),
+    Case("capacity-refine-20", (*CAPACITY, "--refine", "20"), ("capacity + flags: refine:",), SLO),
     Case("capacity-start-above-max", (*CAPACITY, "--start", "50", "--max", "10"), ("capacity + flags", "must not exceed max"), SLO),
     Case("capacity-time-scale-0", ("capacity", "{t}/s.yaml", "--twin-time-scale", "0"), ("'--twin-time-scale'",), SLO),
     Case("capacity-output-yaml", (*CAPACITY, "-o", "yaml"), ("'--output'",), SLO),

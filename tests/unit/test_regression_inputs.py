@@ -34,7 +34,7 @@ def test_shipped_mixed_has_slos_for_every_class_and_a_capacity_block():
     sc = load_scenario(REPO / "loadtests" / "scenarios" / "mixed.yaml")
     assert all(c.slo is not None for c in sc.classes)
     short = next(c for c in sc.classes if c.name == "llm-short")
-    assert short.slo.ttft_p99_ms and short.slo.itl_p99_ms and short.slo.error_rate_max == 0.01
+    assert short.slo.ttft_p95_ms and short.slo.itl_p95_ms and short.slo.error_rate_max == 0.01
     assert sc.capacity.start < sc.capacity.max and sc.capacity.tolerance == 0.1
 
 
@@ -42,6 +42,7 @@ def test_shipped_mixed_has_slos_for_every_class_and_a_capacity_block():
     ("kw", "message"),
     [
         ({"cv": ", slo: {ttft_p99_ms: 100}"}, r"classes\[1\].*slo.ttft_p99_ms: only llm_stream"),
+        ({"cv": ", slo: {itl_p95_ms: 100}"}, r"classes\[1\].*slo.itl_p95_ms: only llm_stream"),
         (
             {"llm": ", slo: {error_rate_max: 2}"},
             r"classes\[0\].slo.error_rate_max: .*less than or equal to 1",

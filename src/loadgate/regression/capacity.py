@@ -3,24 +3,40 @@
 Exponential ramp (double the load from `start` while probes pass; halve it while the first one
 fails), then bisection between the highest passing and the lowest failing load until
 hi / lo <= 1 + tolerance (closed loop: until they are one user apart). The bisection follows
-each probe's point verdict (every SLO figure within its bound); the reported interval only
-counts probes whose verdict was decided by their intervals: [highest load decided to pass,
-lowest load decided to fail]. An INVALID probe (generator fell behind after its retries) ends
-the search: what was found so far is reported, marked incomplete.
+each probe's point verdict (every SLO figure within its bound): it only chooses where to probe.
+
+The capacity and its interval come from every probe together. Each SLO is a share: a p99 <= B
+says at most 1 % of calls slower than B, error_rate_max at most that share failed. That share
+only grows with the load, so across the probes it is fitted by centred isotonic regression
+(a non-decreasing curve through the probes' shares, each weighted by its calls) and the SLO's
+capacity is where the curve crosses the share allowed; the capacity is the lowest over the
+SLOs. One probe rarely decides a tail near the knee (its misses come in bursts: a pod full of
+long streams delays every call it takes for a few seconds), but the probes around the knee
+together do. The interval: each probe's share is drawn from its Jeffreys posterior, its misses
+counted as independent bursts (the SLO's misses per burst over the whole search) out of as
+many trials, the curve fitted to each draw and its crossing taken; the 95 % interval of those.
+An end the data cannot bound (below the lowest load probed, above the highest) is open.
+
+An INVALID probe (generator fell behind after its retries) ends the search: what was found so
+far is reported, marked incomplete.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
+from loadgate.regression import stats
 from loadgate.regression.result import CapacityResult, LoadKind, Probe
 from loadgate.traffic.scenario import CapacitySearch
 from loadgate.traffic.stacks import StackInfo
 
 MAX_HALVINGS = 4
-CLOSE_TRIES = 3
+DRAWS = 1000  # posterior draws for the interval
 
 
 @dataclass(frozen=True)
@@ -46,35 +62,56 @@ def _narrow(lo: float, hi: float, cfg: CapacitySearch, integer: bool) -> bool:
     return hi - lo <= 1 if integer else hi / lo <= 1 + cfg.tolerance
 
 
+class _Invalid(Exception):
+    """A probe the search cannot trust: it ends there."""
+
+
 def search(
     measure: Callable[[float], Probe],
     cfg: CapacitySearch,
     integer: bool = False,
     say: Callable[[str], None] = lambda _m: None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Found:
-    """Run probes through `measure` and summarise them (pure given `measure`)."""
+    """Run probes through `measure` and summarise them (pure given `measure` and `clock`)."""
     probes: list[Probe] = []
-    lo: float | None = None
-    hi: float | None = None
+    began = clock()
 
-    def probe(load: float) -> Probe | None:
+    def probe(load: float) -> bool:
         p = measure(load)
         probes.append(p)
         say(_line(p))
-        return None if p.verdict == "invalid" else p
+        if p.verdict == "invalid":
+            raise _Invalid(f"probe at {load:g} was invalid: {p.reason}")
+        return p.passed
 
+    try:
+        note = _walk(probe, cfg, integer)
+        if not note:  # a bracket: spend `refine` probes where the fit is least sure
+            for _ in range(cfg.refine):
+                spent = clock() - began
+                if (
+                    cfg.budget_s is not None
+                    and spent * (len(probes) + 1) / len(probes) > cfg.budget_s
+                ):
+                    say(f"  no refine probe: the next would end past the {cfg.budget_s:g} s budget")
+                    break
+                probe(_refine_at(probes, cfg, integer))
+    except _Invalid as e:
+        return _found(probes, False, str(e), integer)
+    return _found(probes, True, note, integer)
+
+
+def _walk(passes: Callable[[float], bool], cfg: CapacitySearch, integer: bool) -> str:
+    """Ramp, then bisect, on point verdicts; returns what to note about where it ended."""
+    lo: float | None = None
+    hi: float | None = None
     load = float(round(cfg.start)) if integer else cfg.start
-    first = probe(load)
-    if first is None:
-        return _found(probes, False, f"probe at {load:g} was invalid: {probes[-1].reason}")
-    if first.passed:
+    if passes(load):
         lo = load
         while lo < cfg.max:
             load = _next_up(lo, cfg, integer)
-            p = probe(load)
-            if p is None:
-                return _found(probes, False, f"probe at {load:g} was invalid: {probes[-1].reason}")
-            if not p.passed:
+            if not passes(load):
                 hi = load
                 break
             lo = load
@@ -84,67 +121,164 @@ def search(
             load = float(int(hi) // 2) if integer else hi / 2
             if load < (1 if integer else 1e-3) or load == hi:
                 break
-            p = probe(load)
-            if p is None:
-                return _found(probes, False, f"probe at {load:g} was invalid: {probes[-1].reason}")
-            if p.passed:
+            if passes(load):
                 lo = load
                 break
             hi = load
         if lo is None:
-            return _found(probes, True, f"no load passed (down to {hi:g})")
-    while hi is not None and not _narrow(lo, hi, cfg, integer):
+            return f"no load passed (down to {hi:g})"
+    if hi is None:
+        return f"capacity >= max ({cfg.max:g})"
+    while not _narrow(lo, hi, cfg, integer):
         load = _mid(lo, hi, integer)
-        p = probe(load)
-        if p is None:
-            return _found(probes, False, f"probe at {load:g} was invalid: {probes[-1].reason}")
-        if p.passed:
+        if passes(load):
             lo = load
         else:
             hi = load
+    return ""
+
+
+def _refine_at(probes: list[Probe], cfg: CapacitySearch, integer: bool) -> float:
+    """The next load to probe: one tolerance step beyond an end of the interval the probes
+    leave open, else the fitted capacity, else halfway to the wider end of its interval (none
+    closer than a quarter of the tolerance to a load already probed), else again the probed
+    load nearest the capacity (its own arrivals: more calls where the fit crosses)."""
+    capacity, lo, hi = estimate(probes, integer)
+    loads = [p.load for p in probes if p.verdict != "invalid"]
+    top, bottom = max(loads), min(loads)
+    middle = capacity if capacity is not None else bottom
+    step = 1.0 + cfg.tolerance
+    wanted = []
     if hi is None:
-        return _found(probes, True, f"capacity >= max ({cfg.max:g})")
-    for end, step, decided in ((hi, +1, False), (lo, -1, True)):
-        load = end
-        for _ in range(CLOSE_TRIES):
-            near = [x.load for x in probes if x.decided and x.passed == decided]
-            if any(min(end, load) <= x <= max(end, load) for x in near):
-                break
-            load = _step(load, step, cfg, integer)
-            if not 0 < load <= cfg.max or any(x.load == load for x in probes):
-                break
-            if probe(load) is None:
-                return _found(probes, False, f"probe at {load:g} was invalid: {probes[-1].reason}")
-    return _found(probes, True, "")
+        wanted.append(top * step if not integer else top + 1)
+    if lo is None:
+        wanted.append(bottom / step if not integer else bottom - 1)
+    lo, hi = bottom if lo is None else lo, top if hi is None else hi
+    halves = sorted(((middle - lo, (lo + middle) / 2), (hi - middle, (middle + hi) / 2)))
+    wanted += [middle, halves[1][1], halves[0][1]]
+    for x in wanted:
+        x = float(round(x)) if integer else round(x, 2)
+        near = 0.5 if integer else x * cfg.tolerance / 4
+        if 0 < x <= cfg.max and all(abs(x - y) > near for y in loads):
+            return x
+    return min(loads, key=lambda y: abs(y - middle))
 
 
-def _step(load: float, direction: int, cfg: CapacitySearch, integer: bool) -> float:
-    """The next load one step out: one user, or one tolerance."""
-    if integer:
-        return load + direction
-    return round(load * (1 + cfg.tolerance) ** direction, 3)
-
-
-def _found(probes: list[Probe], complete: bool, note: str) -> Found:
-    """Capacity: the highest load that passed below the lowest that failed (point verdicts).
-    Interval: the highest load decided to pass and the lowest decided to fail around it."""
-    judged = [p for p in probes if p.verdict != "invalid"]
-    failed = [p.load for p in judged if not p.passed]
-    first_fail = min(failed) if failed else None
-    passed = [p.load for p in judged if p.passed and (first_fail is None or p.load < first_fail)]
-    capacity = max(passed) if passed else None
-    decided_fail = [p.load for p in judged if p.decided and not p.passed]
-    hi = min(decided_fail) if decided_fail else None
-    decided_pass = [p.load for p in judged if p.decided and p.passed]
-    lo = max((x for x in decided_pass if hi is None or x < hi), default=None)
-    odd = [x for x in decided_pass if hi is not None and x > hi]
-    if odd:
-        note = (note + "; " if note else "") + (
-            f"not monotonic: {', '.join(f'{x:g}' for x in odd)} passed above a failure at {hi:g}"
-        )
-    if capacity is not None and lo is not None:
-        capacity = max(capacity, lo)
+def _found(probes: list[Probe], complete: bool, note: str, integer: bool = False) -> Found:
+    capacity, lo, hi = estimate(probes, integer)
     return Found(probes, capacity, lo, hi, complete, note)
+
+
+@dataclass(frozen=True)
+class Shares:
+    """One SLO across the probes: each probe's load, calls judged and calls that missed, its
+    share fixed at 1 where the probe was stopped with a growing backlog."""
+
+    cls: str
+    slo: str
+    allowed: float
+    loads: np.ndarray
+    counted: np.ndarray
+    over: np.ndarray
+    backlog: np.ndarray
+    per_burst: np.ndarray  # misses per burst (>= 1): a probe's own; where it had no miss, that
+    # of the lowest load that had one, scaled by the load (a burst lasts about as long, and
+    # takes the calls that arrive meanwhile); never a backlogged probe's (its bursts merge)
+
+    def effective(self) -> tuple[np.ndarray, np.ndarray]:
+        k, n = stats.effective_counts(self.over, self.counted, self.per_burst)
+        return k, np.maximum(n, 1.0)
+
+    def fit(self, share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The non-decreasing curve through `share` (one per probe), weighted by their calls."""
+        _, n = self.effective()
+        return stats.isotonic(self.loads, np.where(self.backlog, 1.0, share), n)
+
+    def crossing(self, share: np.ndarray) -> float:
+        return stats.crossing(*self.fit(share), self.allowed)
+
+
+def shares(probes: list[Probe]) -> list[Shares]:
+    """The shares of every SLO that a probe without a backlog missed, over the judged probes in
+    load order. A probe stopped with a growing backlog counts as every call missing: the calls
+    still waiting when it stopped are in none of its rows. One stopped for its SLO budget counts
+    as measured up to then."""
+    judged = sorted((p for p in probes if p.verdict != "invalid"), key=lambda p: p.load)
+    keys = list(dict.fromkeys((c.cls, c.slo) for p in judged for c in p.checks))
+    out = []
+    for key in keys:
+        rows = [
+            (p.load, c, p.backlog)
+            for p in judged
+            for c in p.checks
+            if (c.cls, c.slo) == key and (c.counted > 0 or p.backlog)
+        ]
+        missed = [(load, c.over / c.episodes) for load, c, sat in rows if not sat and c.over]
+        if not missed:
+            continue  # no call missed it without a backlog: it does not bind there
+        ref_load, ref_burst = missed[0]
+        out.append(
+            Shares(
+                cls=key[0],
+                slo=key[1],
+                allowed=rows[0][1].allowed,
+                loads=np.array([load for load, _, _ in rows], dtype=float),
+                counted=np.array([c.counted for _, c, _ in rows], dtype=float),
+                over=np.array([c.over for _, c, _ in rows], dtype=float),
+                backlog=np.array([sat for _, _, sat in rows]),
+                per_burst=np.array(
+                    [
+                        c.over / c.episodes
+                        if c.over and not sat
+                        else ref_burst * load / ref_load  # a burst lasts as long, at this rate
+                        for load, c, sat in rows
+                    ]
+                ),
+            )
+        )
+    return out
+
+
+def estimate(
+    probes: list[Probe], integer: bool = False, seed: int = 0
+) -> tuple[float | None, float | None, float | None]:
+    """(capacity, lo, hi) from every judged probe (module docstring). None for the capacity:
+    no load met every SLO; for lo: below the lowest load probed; for hi: above the highest
+    (the capacity is then that highest load)."""
+    curves = shares(probes)
+    loads = [p.load for p in probes if p.verdict != "invalid"]
+    stopped = [p.load for p in probes if p.backlog]
+    if not loads:
+        return None, None, None
+    if not curves:  # nothing missed without a backlog: capacity up to the first backlog
+        below = [x for x in loads if not stopped or x < min(stopped)]
+        top = max(below, default=None)
+        return top, top, min(stopped, default=None)
+    point = min(s.crossing(np.divide(s.over, np.maximum(s.counted, 1))) for s in curves)
+    rng = np.random.default_rng(seed)
+    draws = np.full(DRAWS, math.inf)
+    for s in curves:
+        k, n = s.effective()
+        for i, row in enumerate(stats.jeffreys_draws(k, n, DRAWS, rng)):
+            draws[i] = min(draws[i], s.crossing(row))
+    half = (1 - stats.CONFIDENCE) / 2
+    # the fit through the shares seen (point) and the draws' middle differ most where few calls
+    # were judged: the interval is widened to hold the point
+    lo = min(point, float(np.quantile(draws, half, method="lower")))
+    hi = max(point, float(np.quantile(draws, 1 - half, method="higher")))
+    top = max(loads)
+    capacity = None if point == -math.inf else min(point, top)
+    lo_out = None if lo == -math.inf else min(lo, top)
+    hi_out = None if hi == math.inf else hi
+    if integer:
+        capacity = None if capacity is None or capacity < 1 else float(math.floor(capacity))
+        lo_out = None if lo_out is None else float(math.floor(lo_out))
+        hi_out = None if hi_out is None else float(math.ceil(hi_out))
+    else:
+        capacity, lo_out, hi_out = (
+            None if x is None else round(x, 3) for x in (capacity, lo_out, hi_out)
+        )
+    return capacity, lo_out, hi_out
 
 
 def _line(p: Probe) -> str:

@@ -80,6 +80,9 @@ def _search_settings(sc, path: Path, flags: dict) -> CapacitySearch:
 @click.option("--warmup-s", type=float, help="unjudged seconds per probe (capacity.warmup_s)")
 @click.option("--measure-s", type=float, help="judged seconds per probe (capacity.measure_s)")
 @click.option("--repeats", type=int, help="reruns of an undecided probe (capacity.repeats)")
+@click.option(
+    "--refine", type=int, help="probes near the fitted capacity after bisecting (capacity.refine)"
+)
 @output_option("The curve and the capacity as a table, or capacity.json as JSON.")
 @renamed_option("--format", takes_value=True)
 def capacity(
@@ -96,18 +99,21 @@ def capacity(
     warmup_s: float | None,
     measure_s: float | None,
     repeats: int | None,
+    refine: int | None,
     output: str,
 ) -> None:
     """Find the highest load at which every class of SCENARIO meets its SLOs.
 
     Probes the scenario's classes at one load each (open-loop rate, or users when the scenario
-    is closed-loop): doubling from the start, then bisecting. Prints the capacity, its
-    interval and the curve; writes capacity.json, capacity.html and each probe's run directory.
+    is closed-loop): doubling from the start, then bisecting, then `refine` probes near the
+    capacity. The capacity and its 95 % interval come from a non-decreasing fit through every
+    probe's share of calls over each SLO. Prints them and the curve; writes capacity.json,
+    capacity.html and each probe's run directory.
     """
     from loadgate.completion import writing
     from loadgate.regression import capacity as search_mod
     from loadgate.regression.html import write_capacity
-    from loadgate.regression.probe import Prober
+    from loadgate.regression.probe import Prober, unboundable
     from loadgate.regression.result import write_result
     from loadgate.regression.rundir import scenario_identity
     from loadgate.regression.text import capacity_table
@@ -129,6 +135,7 @@ def capacity(
         warmup_s=warmup_s,
         measure_s=measure_s,
         repeats=repeats,
+        refine=refine,
     )
     cfg = _search_settings(sc, scenario, flags)
     if not any(c.slo for c in sc.classes):
@@ -156,6 +163,8 @@ def capacity(
                 f"from {cfg.start:g} {unit}, probes {cfg.warmup_s:g} s warmup + "
                 f"{cfg.measure_s:g} s measured, tolerance {cfg.tolerance:.0%}, seed {seed}"
             )
+            for line in unboundable(sc, cfg.start, cfg):
+                _echo(f"loadgate: warning: {line}")
             with stop_on_signals(abort, _echo):
                 found = search_mod.search(prober.measure, cfg, integer=not sc.open_loop, say=_echo)
         result = search_mod.result(

@@ -233,8 +233,8 @@ def within_run(
 def search_intervals(
     spec: F.FigureSpec, a: CapacityResult, b: CapacityResult, opts: Options
 ) -> Estimate:
-    """One capacity search per side: significant when the searches' intervals (highest load
-    decided to pass, lowest decided to fail) do not overlap."""
+    """One capacity search per side: significant when the searches' 95 % intervals do not
+    overlap."""
     sa, sb = (Side(runs=1, value=r.capacity, lo=r.lo, hi=r.hi, confidence=None) for r in (a, b))
     change = _change(sa.value, sb.value, True) if sa.value and sb.value is not None else None
     below = sb.hi is not None and sa.lo is not None and sb.hi <= sa.lo

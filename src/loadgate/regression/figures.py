@@ -19,7 +19,7 @@ import pandas as pd
 
 from loadgate.judge import names
 from loadgate.regression import stats
-from loadgate.traffic.scenario import Kind, Scenario
+from loadgate.traffic.scenario import SLO_PERCENTILES, Kind, Scenario
 
 Better = Literal["lower", "higher"]
 ALL = "all"  # the scope of figures over every class
@@ -68,14 +68,18 @@ def _spec(name: str, unit: str, better: Better, stat: Stat, **kw) -> FigureSpec:
     return FigureSpec(name, unit, better, stat, **kw)
 
 
+SLO_ONLY = tuple(p for p in SLO_PERCENTILES if p != 99)  # figures for SLOs, not comparisons
 FIGURES: dict[str, FigureSpec] = {
     f.name: f
     for f in (
         _spec("latency_p50_ms", "ms", "lower", Quantile(LATENCY, 0.5)),
         _spec("latency_p99_ms", "ms", "lower", Quantile(LATENCY, 0.99), gating=True),
+        *(_spec(f"latency_p{p}_ms", "ms", "lower", Quantile(LATENCY, p / 100)) for p in SLO_ONLY),
         _spec("ttft_p50_ms", "ms", "lower", Quantile(TTFT, 0.5)),
+        *(_spec(f"ttft_p{p}_ms", "ms", "lower", Quantile(TTFT, p / 100)) for p in SLO_ONLY),
         _spec("ttft_p99_ms", "ms", "lower", Quantile(TTFT, 0.99), gating=True),
         _spec("itl_p50_ms", "ms", "lower", Quantile(ITL, 0.5)),
+        *(_spec(f"itl_p{p}_ms", "ms", "lower", Quantile(ITL, p / 100)) for p in SLO_ONLY),
         _spec("itl_p99_ms", "ms", "lower", Quantile(ITL, 0.99), gating=True),
         _spec("tokens_per_s", "tokens/s", "higher", Rate(OK, TOKENS)),
         _spec("goodput_per_s", "calls/s", "higher", Rate(GOOD), gating=True),
@@ -84,9 +88,10 @@ FIGURES: dict[str, FigureSpec] = {
 }
 CAPACITY = FigureSpec("capacity", "", "higher", gating=True)
 
-# Which figures a class of each kind has (a CV call has no tokens, a unary call no first token).
+# Which figures a class of each kind has (a CV call has no tokens, a unary call no first token);
+# the SLO-only percentiles are there for SLOs, comparisons show p50 and p99.
 KIND_FIGURES: dict[Kind, tuple[str, ...]] = {
-    "llm_stream": tuple(FIGURES),
+    "llm_stream": tuple(f for f in FIGURES if not any(f"_p{p}_" in f for p in SLO_ONLY)),
     "llm_unary": (
         "latency_p50_ms",
         "latency_p99_ms",
@@ -100,9 +105,11 @@ TOTAL_FIGURES = ("tokens_per_s", "goodput_per_s", "error_rate")
 
 # SLO key -> (figure it limits, per-call column it bounds). error_rate_max bounds no call.
 SLO_FIGURES: dict[str, tuple[str, str | None]] = {
-    "ttft_p99_ms": ("ttft_p99_ms", TTFT),
-    "itl_p99_ms": ("itl_p99_ms", ITL),
-    "latency_p99_ms": ("latency_p99_ms", LATENCY),
+    **{
+        f"{name}_p{p}_ms": (f"{name}_p{p}_ms", column)
+        for name, column in (("ttft", TTFT), ("itl", ITL), ("latency", LATENCY))
+        for p in SLO_PERCENTILES
+    },
     "error_rate_max": ("error_rate", None),
 }
 

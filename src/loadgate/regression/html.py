@@ -10,6 +10,7 @@ import jinja2
 import numpy as np
 
 from loadgate import __version__
+from loadgate.regression import capacity
 from loadgate.regression import figures as F
 from loadgate.regression.compare import Comparison
 from loadgate.regression.result import CapacityResult
@@ -75,6 +76,39 @@ def _shade(ax, r: CapacityResult, color: str) -> None:
         ax.axvline(r.capacity, color=color, linestyle="--", linewidth=1)
 
 
+def _fit_plot(results: list[tuple[str, str, CapacityResult]]) -> str | None:
+    """Each binding SLO's share of calls over its bound against load (x: a probe stopped with a
+    growing backlog, counted as every call missing), the non-decreasing fit through them and the share allowed:
+    the capacity is where the lowest fit crosses its line."""
+    curves = sorted({(sh.cls, sh.slo) for _, _, r in results for sh in capacity.shares(r.probes)})
+    if not curves:
+        return None
+    cols = min(3, len(curves))
+    rows = -(-len(curves) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(11, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(curves) :]:
+        ax.set_visible(False)
+    for ax, (cls, slo) in zip(axes.flat, curves, strict=False):
+        for label, color, r in results:
+            for sh in capacity.shares(r.probes):
+                if (sh.cls, sh.slo) != (cls, slo):
+                    continue
+                share = np.where(sh.backlog, 1.0, sh.over / np.maximum(sh.counted, 1))
+                ax.plot(sh.loads[~sh.backlog], share[~sh.backlog], "o", color=color, ms=3)
+                ax.plot(sh.loads[sh.backlog], share[sh.backlog], "x", color=color)
+                xs, ys = sh.fit(share)
+                ax.plot(xs, ys, "-", color=color, label=label)
+                ax.axhline(sh.allowed, color="#c0392b", linestyle="--", linewidth=1)
+                _shade(ax, r, color)
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_ylim(0, 1.2)
+        ax.set_title(f"{cls} {slo}: share over the bound", fontsize=8, loc="left")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return to_png(fig)
+
+
 def capacity_plots(results: list[tuple[str, str, CapacityResult]]) -> list[dict]:
     """Goodput and the worst SLO figure (as a share of its bound) against load, per search; the
     shaded span is the search's interval, the dashed line its capacity."""
@@ -99,6 +133,9 @@ def capacity_plots(results: list[tuple[str, str, CapacityResult]]) -> list[dict]
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     out = [{"title": "Capacity curve", "png": to_png(fig)}]
+    fits = _fit_plot(results)
+    if fits is not None:
+        out.append({"title": "Share of calls over each SLO's bound, fitted", "png": fits})
     checks = sorted(
         {(c.cls, c.figure, c.bound) for _, _, r in results for p in r.probes for c in p.checks}
     )
@@ -111,10 +148,13 @@ def capacity_plots(results: list[tuple[str, str, CapacityResult]]) -> list[dict]
         for ax, (cls, figure, bound) in zip(axes.flat, checks, strict=False):
             for label, color, r in results:
                 pts = sorted(
-                    (p.load, c)
-                    for p in r.probes
-                    for c in p.checks
-                    if (c.cls, c.figure) == (cls, figure) and c.value is not None
+                    (
+                        (p.load, c)
+                        for p in r.probes
+                        for c in p.checks
+                        if (c.cls, c.figure) == (cls, figure) and c.value is not None
+                    ),
+                    key=lambda pt: pt[0],  # a load probed twice: both points, in probe order
                 )
                 if not pts:
                     continue

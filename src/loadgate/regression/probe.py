@@ -3,13 +3,14 @@
 A probe runs two phases at the load (an open-loop rate, or users for a closed-loop scenario):
 `warmup`, not judged (queues fill, connections open), then `measure`. A watch reads the live
 rows and stops the probe early once it is clearly over-saturated: a class has already spent its
-SLO budget for the whole probe (more calls over a bound, or failed, than the p99 or the error
-rate allows, with margin), or the calls in flight grow by more than a quarter of the arrivals
-beyond Poisson noise (a backlog). A probe whose generator fell behind is run again, never
-judged. Each SLO figure gets the interval compare uses for one run (block bootstrap over 1 s
-buckets, stats.py) and is decided: pass when the interval lies within the bound, fail when it
-lies beyond, undecided otherwise. A probe is stable when every SLO is decided; an undecided one
-is run again and its calls pooled, up to `repeats` times.
+SLO budget for the whole probe (more calls over a bound, or failed, than the share allowed
+permits, with margin, over several seconds), or the calls in flight grow by more than a quarter
+of the arrivals beyond Poisson noise (a backlog). A probe whose generator fell behind is run
+again, never judged. Each SLO is judged as a share: the calls over its bound (or failed) against
+the share allowed (1 - q for a percentile, error_rate_max), misses in consecutive seconds
+counted as one burst; its Jeffreys interval decides pass, fail or undecided (an undecided probe
+is run again and its calls pooled, up to `repeats` times). The figures themselves carry the
+block-bootstrap interval compare uses for one run, for the curve.
 """
 
 from __future__ import annotations
@@ -38,17 +39,19 @@ from loadgate.traffic.stacks import StackInfo, write_stack_info
 MEASURE = "measure"
 BUDGET_MARGIN = 2.0  # a budget counts as spent at twice what the SLO allows (+ BUDGET_SLACK)
 BUDGET_SLACK = 5
+BUDGET_SECONDS = 5  # ... spread over at least this many seconds
 BACKLOG_WINDOW_S = 5.0
 BACKLOG_SHARE = 0.25  # in flight growing by a quarter of the arrivals: not keeping up
 ROW_DELAY_S = 4.0  # a row reaches the live chunks within this after its call ended
 SHIP_MARGIN_S = 1.0  # rows of calls that ended this much before the newest row seen are in
 SETTLE_TIMEOUT_S = 30.0
-MIN_DECIDING_CALLS = 10
 
 
 def probe_scenario(sc: Scenario, load: float, search: CapacitySearch, seed: int) -> Scenario:
-    """`sc` with its phases replaced by warmup + measure at `load`, and a fixed seed: every probe
-    replays the same arrival pattern (scaled to its rate), so probes differ by load, not luck."""
+    """`sc` with its phases replaced by warmup + measure at `load`, and the attempt's seed. Each
+    attempt draws its own arrivals (the search's seed plus its number: a search replays, its
+    probes do not): the fit pools probes as independent samples of the tail, so one lucky
+    arrival pattern must not repeat in every probe."""
     data = sc.model_dump()
     if sc.open_loop:
         at = {"rate": load}
@@ -87,32 +90,28 @@ class Watch:
         return seen * self.search.measure_s / max(elapsed, 1.0)
 
     def _budget(self, rows: pd.DataFrame, now: float, load_started: float) -> str | None:
+        """More calls over a bound (or failed) than the whole probe may have, with margin, in
+        at least BUDGET_SECONDS different seconds: one pod full of long streams for a moment
+        delays every call it takes, which is one event, not a spent budget."""
         elapsed = now - load_started - self.search.warmup_s
         if elapsed <= 0:
             return None
         calls = F.calls_frame(rows[rows["phase"] == MEASURE], self.scenario)
-        for c in self.scenario.classes:
-            if c.slo is None:
-                continue
-            mine = calls[calls[F.CLS] == c.name]
-            expected = self._expected(c, mine, elapsed)
-            for key, (figure, column) in F.SLO_FIGURES.items():
-                bound = getattr(c.slo, key)
-                if bound is None:
-                    continue
-                if column is None:
-                    misses, allowed = int(mine[F.FAILED].sum()), bound * expected
-                    what = "failed"
-                else:
-                    stat = F.FIGURES[figure].stat
-                    misses = int((mine[column] > bound).sum())
-                    allowed = (1 - stat.q) * expected
-                    what = f"over {key} {bound:g}"
-                if misses > BUDGET_MARGIN * allowed + BUDGET_SLACK:
-                    return (
-                        f"{c.name}: {misses} calls {what} after {elapsed:.0f} s of {self.search.measure_s:g}, "
-                        f"the whole probe may have {allowed:.0f}"
-                    )
+        window = F.Window(load_started + self.search.warmup_s, elapsed)
+        for c, key, _, allowed, judged, missed in misses(self.scenario, calls):
+            expected = self._expected(c, calls[calls[F.CLS] == c.name], elapsed)
+            budget = allowed * expected
+            over = int(missed.sum())
+            if over > BUDGET_MARGIN * budget + BUDGET_SLACK and (
+                seconds_missed(judged, missed, window) >= BUDGET_SECONDS
+            ):
+                what = (
+                    "failed" if key == "error_rate_max" else f"over {key} {getattr(c.slo, key):g}"
+                )
+                return (
+                    f"{c.name}: {over} calls {what} after {elapsed:.0f} s of "
+                    f"{self.search.measure_s:g}, the whole probe may have {budget:.0f}"
+                )
         return None
 
     def _backlog(self, rows: pd.DataFrame, now: float, load_started: float) -> str | None:
@@ -158,6 +157,7 @@ class Attempt:
     valid: bool
     invalid_reason: str
     saturated: str  # why the watch stopped it, "" when it ran to the end
+    backlog: bool = False  # ... because the calls in flight kept growing
 
 
 def _pool(attempts: list[Attempt]) -> tuple[pd.DataFrame, F.Window]:
@@ -169,41 +169,83 @@ def _pool(attempts: list[Attempt]) -> tuple[pd.DataFrame, F.Window]:
     return pd.concat(frames, ignore_index=True), F.Window(t0, offset)
 
 
-def _decide(value: float, ci: stats.Interval, bound: float, n: int) -> Decision:
-    if n < MIN_DECIDING_CALLS or not math.isfinite(value) or not math.isfinite(ci.lo):
+def misses(
+    sc: Scenario, calls: pd.DataFrame
+) -> list[tuple[TrafficClass, str, str, float, pd.DataFrame, np.ndarray]]:
+    """Per SLO of each class: (class, SLO key, figure, share allowed over the bound, the calls
+    it judges, which of them missed it). A percentile bound B at q is "at most 1 - q of the
+    successful calls slower than B"; error_rate_max is a share of all calls."""
+    out = []
+    for c in sc.classes:
+        if c.slo is None:
+            continue
+        mine = calls[calls[F.CLS] == c.name]
+        for key, (figure, column) in F.SLO_FIGURES.items():
+            bound = getattr(c.slo, key)
+            if bound is None:
+                continue
+            if column is None:
+                out.append((c, key, figure, bound, mine, mine[F.FAILED].to_numpy(dtype=bool)))
+                continue
+            stat = F.FIGURES[figure].stat
+            v = mine[column].to_numpy(dtype=float)
+            keep = np.isfinite(v)
+            out.append((c, key, figure, 1 - stat.q, mine[keep], v[keep] > bound))
+    return out
+
+
+def _per_second(judged: pd.DataFrame, missed: np.ndarray, window: F.Window) -> np.ndarray:
+    n = window.n_buckets
+    bucket = stats.bucket_index(judged[F.T].to_numpy(), window.t0, F.BUCKET_S, n)
+    return np.bincount(bucket, weights=missed.astype(float), minlength=n)
+
+
+def episodes(judged: pd.DataFrame, missed: np.ndarray, window: F.Window) -> int:
+    """Runs of consecutive seconds of the window that hold a miss."""
+    return stats.episodes(_per_second(judged, missed, window))
+
+
+def seconds_missed(judged: pd.DataFrame, missed: np.ndarray, window: F.Window) -> int:
+    return int(np.count_nonzero(_per_second(judged, missed, window)))
+
+
+def decide(over: int, counted: int, runs: int, allowed: float) -> Decision:
+    """Pass when the share over the bound is below `allowed` with 95 % confidence, fail when it
+    is above, counting misses that came together (in consecutive seconds) as one event."""
+    if counted == 0:
         return "undecided"
-    if ci.hi <= bound:
+    k, n = stats.effective_counts(over, counted, over / runs if runs else 1.0)
+    ci = stats.share_interval(float(k), float(n))
+    if ci.hi <= allowed:
         return "pass"
-    return "fail" if ci.lo > bound else "undecided"
+    return "fail" if ci.lo > allowed else "undecided"
 
 
 def _checks(sc: Scenario, calls: pd.DataFrame, window: F.Window, seed: int) -> list[SloCheck]:
     out = []
     rng = np.random.default_rng(seed)
-    for c in sc.classes:
-        if c.slo is None:
-            continue
-        mine = calls[calls[F.CLS] == c.name]
-        for key, (figure, _) in F.SLO_FIGURES.items():
-            bound = getattr(c.slo, key)
-            if bound is None:
-                continue
-            spec = F.FIGURES[figure]
-            (r,) = F.replicates([(mine, window)], spec.stat, rng)
-            ci = stats.replicate_ci(r, spec.relative)
-            ok = math.isfinite(r.value)
-            out.append(
-                SloCheck(
-                    cls=c.name,
-                    slo=key,
-                    figure=figure,
-                    bound=bound,
-                    value=r.value if ok else None,
-                    lo=ci.lo if ok else None,
-                    hi=ci.hi if ok else None,
-                    decision=_decide(r.value, ci, bound, F.counted(mine, spec.stat)),
-                )
+    for c, key, figure, allowed, judged, missed in misses(sc, calls):
+        spec = F.FIGURES[figure]
+        (r,) = F.replicates([(calls[calls[F.CLS] == c.name], window)], spec.stat, rng)
+        ci = stats.replicate_ci(r, spec.relative)
+        ok = math.isfinite(r.value)
+        over, runs = int(missed.sum()), episodes(judged, missed, window)
+        out.append(
+            SloCheck(
+                cls=c.name,
+                slo=key,
+                figure=figure,
+                bound=getattr(c.slo, key),
+                value=r.value if ok else None,
+                lo=ci.lo if ok and math.isfinite(ci.lo) else None,
+                hi=ci.hi if ok and math.isfinite(ci.hi) else None,
+                decision=decide(over, len(judged), runs, allowed) if ok else "undecided",
+                counted=len(judged),
+                over=over,
+                episodes=runs,
+                allowed=allowed,
             )
+        )
     return out
 
 
@@ -250,13 +292,42 @@ def judge(load: float, attempts: list[Attempt], sc: Scenario, base: Path, seed: 
         goodput_per_s=goodput,
         classes={c.name: _point(F.scope_calls(calls, c.name), window) for c in sc.classes},
         checks=checks,
+        backlog=any(a.backlog for a in attempts),
     )
+
+
+def unboundable(sc: Scenario, load: float, search: CapacitySearch) -> list[str]:
+    """The percentile SLOs a probe at `load` holds far too few calls to bound (under a quarter
+    of what one probe needs: the fit pools a few neighbouring probes, not dozens), one line each
+    (open loop: the class's share of the calls times the rate times the judged seconds)."""
+    if not sc.open_loop:
+        return []
+    out = []
+    for c in sc.classes:
+        for key, (figure, column) in F.SLO_FIGURES.items():
+            bound = getattr(c.slo, key) if c.slo is not None else None
+            if bound is None or column is None:
+                continue
+            q = F.FIGURES[figure].stat.q
+            need = stats.calls_to_bound(round(1 - q, 6))
+            calls = load * _share(sc, c) * search.measure_s
+            if calls < need / 4:
+                out.append(
+                    f"{c.name} {key}: ~{calls:.0f} calls per probe at {load:g} calls/s, a "
+                    f"p{q * 100:g} is bounded from ~{need} on: the capacity's lower end will "
+                    "likely stay open (use a lower percentile or a longer measure_s)"
+                )
+    return out
 
 
 def _describe(c: SloCheck) -> str:
     if c.value is None:
         return f"{c.cls} {c.figure} not measured"
-    return f"{c.cls} {c.figure} {c.value:.4g} [{c.lo:.4g}, {c.hi:.4g}] vs {c.bound:g}"
+    what = "failed" if c.slo == "error_rate_max" else f"over {c.bound:g}"
+    return (
+        f"{c.cls} {c.figure} {c.value:.4g}: {c.over} of {c.counted} calls {what} "
+        f"in {c.episodes} burst(s), {c.allowed:.0%} allowed"
+    )
 
 
 def settle(platform: Platform | None, timeout: float = SETTLE_TIMEOUT_S) -> bool:
@@ -313,7 +384,7 @@ class Prober:
 
     def _attempt(self, load: float, attempt: int) -> Attempt:
         self.index += 1
-        sc = probe_scenario(self.scenario, load, self.search, self.seed)
+        sc = probe_scenario(self.scenario, load, self.search, self.seed + self.index)
         run_dir = self.out_dir / "probes" / f"{self.index:02d}-{load:g}"
         if not settle(self.platform):
             self.say("  warning: the stack did not settle (pods not ready or queues busy) in 30 s")
@@ -368,4 +439,5 @@ class Prober:
             valid=bool(gen["valid"]) and len(measured) > 0,
             invalid_reason="; ".join(gen["invalid_reasons"]) or "no call in the measure phase",
             saturated=saturated,
+            backlog=watch.growing >= 2,
         )

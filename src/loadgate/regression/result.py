@@ -23,7 +23,9 @@ class _Model(BaseModel):
 
 
 class SloCheck(_Model):
-    """One SLO of one class at one probe: the figure, its interval, and what that decides."""
+    """One SLO of one class at one probe: the figure with its interval (shown), and the calls
+    over the bound against the share allowed over it (what decides: a p99 <= B is "at most 1 %
+    of calls slower than B")."""
 
     cls: str
     slo: str  # scenario key, e.g. ttft_p99_ms
@@ -33,6 +35,10 @@ class SloCheck(_Model):
     lo: float | None
     hi: float | None
     decision: Decision
+    counted: int = 0  # calls the SLO judges (successful ones for a percentile, all for errors)
+    over: int = 0  # of them over the bound (or failed, for error_rate_max)
+    episodes: int = 0  # runs of consecutive seconds holding those: misses that came together
+    allowed: float = 0.0  # the share of counted calls allowed over: 1 - q, or error_rate_max
 
 
 class ClassPoint(_Model):
@@ -60,6 +66,7 @@ class Probe(_Model):
     goodput_per_s: float | None = None
     classes: dict[str, ClassPoint] = {}
     checks: list[SloCheck] = []
+    backlog: bool = False  # stopped as its calls in flight kept growing: its rows undercount
 
     @classmethod
     def invalid(cls, load: float, reason: str, run_dirs: list[str] | None = None) -> Probe:
@@ -81,10 +88,6 @@ class Probe(_Model):
         return all(c.value is None or c.value <= c.bound for c in self.checks)
 
     @property
-    def decided(self) -> bool:
-        return self.verdict in ("pass", "fail", "saturated")
-
-    @property
     def worst(self) -> SloCheck | None:
         """The SLO figure nearest to (or furthest beyond) its bound."""
         measured = [c for c in self.checks if c.value is not None]
@@ -97,9 +100,9 @@ class CapacityResult(_Model):
     stack: StackInfo
     load_kind: LoadKind
     unit: str  # calls/s or users
-    capacity: float | None  # highest load that passed below the lowest that failed
-    lo: float | None  # highest load decided to pass (None: none did)
-    hi: float | None  # lowest load decided to fail (None: none did, capacity >= max)
+    capacity: float | None  # where the fit through every probe crosses (regression/capacity.py)
+    lo: float | None  # its 95 % interval (None: below the lowest load probed)
+    hi: float | None  # (None: above the highest load probed: capacity >= that load)
     tolerance: float
     complete: bool  # the search reached its tolerance (or the max) with trustworthy probes
     note: str = ""

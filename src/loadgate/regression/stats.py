@@ -265,3 +265,88 @@ def bootstrap_change(a: Replicates, b: Replicates, relative: bool) -> Change:
     lo, hi = _widened(point, d, min(a.n_buckets, b.n_buckets))
     to_change = (lambda x: math.expm1(x)) if relative else (lambda x: x)
     return Change(to_change(point), Interval(to_change(lo), to_change(hi), CONFIDENCE), p)
+
+
+# -- across the probes of a capacity search: a monotone curve of a share ----------------------
+
+
+def episodes(hits_per_bucket: np.ndarray) -> int:
+    """Runs of consecutive buckets that hold a hit: misses that come together (one pod full of
+    long streams delays every call it takes for a while) are one event, not many."""
+    h = np.asarray(hits_per_bucket) > 0
+    return int(h[0]) + int(np.count_nonzero(h[1:] & ~h[:-1])) if len(h) else 0
+
+
+def isotonic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centred isotonic regression (Oron & Flournoy 2017): pool adjacent points that break a
+    non-decreasing y (pool-adjacent-violators, weights w), each pooled group becoming one point
+    at its weighted mean x; points must be sorted by x. Returns the fitted points."""
+    xs: list[float] = []
+    ys: list[float] = []
+    ws: list[float] = []
+    for xi, yi, wi in zip(x, y, w, strict=True):
+        xs.append(float(xi) * wi)
+        ys.append(float(yi) * wi)
+        ws.append(float(wi))
+        while len(ys) > 1 and ys[-2] * ws[-1] >= ys[-1] * ws[-2]:  # mean before >= mean after
+            for acc in (xs, ys, ws):
+                last = acc.pop()
+                acc[-1] += last
+    wa = np.asarray(ws)
+    return np.asarray(xs) / wa, np.asarray(ys) / wa
+
+
+def crossing(xs: np.ndarray, ys: np.ndarray, target: float) -> float:
+    """The x where the piecewise-linear curve through (xs, ys) first rises above `target`:
+    +inf when it never does, -inf when it starts above it."""
+    above = np.nonzero(ys > target)[0]
+    if len(above) == 0:
+        return math.inf
+    i = int(above[0])
+    if i == 0:
+        return -math.inf
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    return float(x0 + (x1 - x0) * (target - y0) / (y1 - y0))
+
+
+def effective_counts(k: np.ndarray, n: np.ndarray, per_event: np.ndarray) -> tuple:
+    """(k, n) as independent events: misses that come `per_event` at a time (clustered) carry
+    the information of k / per_event independent ones out of n / per_event (Kish's design
+    effect for cluster samples)."""
+    m = np.maximum(1.0, per_event)
+    return k / m, n / m
+
+
+def share_interval(k: float, n: float, confidence: float = CONFIDENCE) -> Interval:
+    """Jeffreys interval of a share from k events out of n (fractional counts allowed): the
+    posterior Beta(k + 1/2, n - k + 1/2)'s central `confidence`, 0 below when k = 0 and 1 above
+    when k = n (Brown, Cai & DasGupta 2001)."""
+    if n <= 0:
+        return Interval(0.0, 1.0, confidence)
+    half = (1 - confidence) / 2
+    a, b = k + 0.5, max(n - k, 0.0) + 0.5
+    lo = 0.0 if k <= 0 else float(sps.beta.ppf(half, a, b))
+    hi = 1.0 if k >= n else float(sps.beta.ppf(1 - half, a, b))
+    return Interval(lo, hi, confidence)
+
+
+@functools.lru_cache(maxsize=64)
+def calls_to_bound(allowed: float, confidence: float = CONFIDENCE) -> int:
+    """The fewest calls, none of them missing, whose share_interval lies below `allowed`."""
+    n = 1
+    while share_interval(0.0, float(n), confidence).hi > allowed:
+        n *= 2
+    lo, hi = n // 2, n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (
+            (lo, mid) if share_interval(0.0, float(mid), confidence).hi <= allowed else (mid, hi)
+        )
+    return hi
+
+
+def jeffreys_draws(k: np.ndarray, n: np.ndarray, reps: int, rng: np.random.Generator) -> np.ndarray:
+    """(reps, len(k)) draws of each share from its Jeffreys posterior Beta(k + 1/2, n - k + 1/2)
+    (k and n may be fractional: counts of independent events)."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    return rng.beta(k + 0.5, np.maximum(n - k, 0.0) + 0.5, size=(reps, len(k)))

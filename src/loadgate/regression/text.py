@@ -96,17 +96,20 @@ def capacity_table(r: CapacityResult) -> str:
                 "-" if err is None else f"{err:.1%}",
                 "-" if rj is None else f"{rj:.1%}",
                 f"{worst.cls} {worst.figure} {num(worst.value)} / {worst.bound:g}"
+                + (f" ({worst.over} of {worst.counted} over)" if worst.counted else "")
                 if worst
                 else "-",
             ]
         )
     lines = _columns(rows)
     head = "capacity: none found" if r.capacity is None else f"capacity: {num(r.capacity)} {unit}"
-    lo = num(r.lo) if r.lo is not None else "?"
-    hi = num(r.hi) if r.hi is not None else "none"
+    loads = [p.load for p in r.probes if p.verdict != "invalid"] or [0.0]
+    lo = num(r.lo) if r.lo is not None else f"below {min(loads):g}"
+    hi = num(r.hi) if r.hi is not None else f"above {max(loads):g}"
     lines.append(
-        f"{head} (interval {lo} - {hi}: highest load decided to pass, lowest decided to fail; "
-        f"bisection tolerance {r.tolerance:.0%}); {len(r.probes)} probes in {r.duration_s:.0f} s"
+        f"{head} (95 % interval {lo} - {hi}: where a non-decreasing curve through every probe's "
+        f"share of calls over each SLO crosses the share allowed; bisection tolerance "
+        f"{r.tolerance:.0%}); {len(r.probes)} probes in {r.duration_s:.0f} s"
     )
     if r.note:
         lines.append(f"note: {r.note}")

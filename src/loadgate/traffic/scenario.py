@@ -21,14 +21,27 @@ Arrival = Literal["closed", "constant", "poisson"]
 OPEN_LOOP: tuple[str, ...] = ("constant", "poisson")
 
 
+SLO_PERCENTILES = (99, 95, 90)
+STREAM_SLOS = tuple(f"{f}_p{p}_ms" for f in ("ttft", "itl") for p in SLO_PERCENTILES)  # streams
+
+
 class Slo(StrictModel):
     """A class's service-level objectives, in milliseconds of wall-clock time as measured (on the
-    twin that is after its time_scale). Each `*_p99_ms` is both a per-call bound (a call slower
-    than it is not goodput) and a limit on the class's p99 over successful calls."""
+    twin that is after its time_scale). Each `*_pNN_ms` is both a per-call bound (a call slower
+    than it is not goodput) and a limit on the class's NNth percentile over successful calls:
+    at most 1 % (p99), 5 % (p95) or 10 % (p90) of them may be slower. Zero misses bound a p99
+    from ~250 calls of the class per judged load on, a p95 from ~50, a p90 from ~25
+    (docs/regression.md: choose the percentile the probes can measure)."""
 
     ttft_p99_ms: float | None = Field(None, gt=0)  # time to first token, from the scheduled send
+    ttft_p95_ms: float | None = Field(None, gt=0)
+    ttft_p90_ms: float | None = Field(None, gt=0)
     itl_p99_ms: float | None = Field(None, gt=0)  # a call's mean gap per token after the first
+    itl_p95_ms: float | None = Field(None, gt=0)
+    itl_p90_ms: float | None = Field(None, gt=0)
     latency_p99_ms: float | None = Field(None, gt=0)  # end-to-end, from the scheduled send
+    latency_p95_ms: float | None = Field(None, gt=0)
+    latency_p90_ms: float | None = Field(None, gt=0)
     error_rate_max: float = Field(0.01, ge=0, le=1)  # share of calls not OK (rejections count)
 
 
@@ -65,7 +78,7 @@ class TrafficClass(StrictModel):
     @model_validator(mode="after")
     def _slo_fits_kind(self) -> TrafficClass:
         if self.slo is not None and self.kind != "llm_stream":
-            for key in ("ttft_p99_ms", "itl_p99_ms"):
+            for key in STREAM_SLOS:
                 if getattr(self.slo, key) is not None:
                     raise ValueError(f"slo.{key}: only llm_stream classes stream tokens")
         return self
@@ -140,6 +153,8 @@ class CapacitySearch(StrictModel):
     warmup_s: float = Field(5.0, ge=0)  # per probe, at the probe's load, not judged
     measure_s: float = Field(15.0, gt=0)  # per probe, judged
     repeats: int = Field(1, ge=0, le=5)  # extra runs of a probe whose verdict is not decided
+    refine: int = Field(0, ge=0, le=10)  # probes placed near the fitted capacity after bisecting
+    budget_s: float | None = Field(None, gt=0)  # no refine probe that would end past this
     invalid_retries: int = Field(2, ge=0, le=5)  # extra runs of a probe whose generator fell behind
 
     @model_validator(mode="after")
