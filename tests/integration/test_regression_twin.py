@@ -109,7 +109,7 @@ def test_capacity_of_a_slower_model_is_lower(tmp_path, capsys, monkeypatch):
     base, slow = results["base"], results["slow"]
     assert base["unit"] == "users" and base["complete"] and slow["complete"]
     assert slow["capacity"] < base["capacity"]
-    assert (tmp_path / "base" / "capacity.html").read_text().count("data:image/png") == 2
+    assert (tmp_path / "base" / "capacity.html").read_text().count("data:image/png") == 3
     code, out = cli(
         ["compare", str(tmp_path / "base"), str(tmp_path / "slow"), "-o", "json"], capsys
     )

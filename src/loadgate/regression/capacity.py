@@ -10,12 +10,13 @@ says at most 1 % of calls slower than B, error_rate_max at most that share faile
 only grows with the load, so across the probes it is fitted by centred isotonic regression
 (a non-decreasing curve through the probes' shares, each weighted by its calls) and the SLO's
 capacity is where the curve crosses the share allowed; the capacity is the lowest over the
-SLOs. One probe rarely decides a tail near the knee (its misses come in bursts: a pod full of
-long streams delays every call it takes for a few seconds), but the probes around the knee
-together do. The interval: each probe's share is drawn from its Jeffreys posterior, its misses
-counted as independent bursts (the SLO's misses per burst over the whole search) out of as
-many trials, the curve fitted to each draw and its crossing taken; the 95 % interval of those.
-An end the data cannot bound (below the lowest load probed, above the highest) is open.
+SLOs some probe missed. One probe rarely decides a tail near the knee (its misses come in
+bursts: a pod full of long streams delays every call it takes for a few seconds), but the
+probes around the knee together do. The interval: per SLO, each probe's share drawn from its
+Jeffreys posterior with its misses counted as bursts (misses in consecutive seconds) out of as
+many trials, the curve fitted to each draw and crossed; the capacity's interval is the lowest
+of the SLOs' 2.5 % ends to the lowest of their 97.5 % ends. An end the data cannot bound (below
+the lowest load probed, above the highest) is open (docs/regression.md).
 
 An INVALID probe (generator fell behind after its retries) ends the search: what was found so
 far is reported, marked incomplete.
@@ -139,21 +140,17 @@ def _walk(passes: Callable[[float], bool], cfg: CapacitySearch, integer: bool) -
 
 
 def _refine_at(probes: list[Probe], cfg: CapacitySearch, integer: bool) -> float:
-    """The next load to probe: one tolerance step beyond an end of the interval the probes
-    leave open, else the fitted capacity, else halfway to the wider end of its interval (none
+    """The next load to probe: one tolerance step above the highest load when the interval is
+    open above, else the fitted capacity, else halfway to the wider end of its interval (none
     closer than a quarter of the tolerance to a load already probed), else again the probed
-    load nearest the capacity (its own arrivals: more calls where the fit crosses)."""
+    load nearest the capacity (its own arrivals: more calls where the fit crosses). Never below
+    an open lower end: lower loads carry fewer calls, so they bound it no better."""
     capacity, lo, hi = estimate(probes, integer)
     loads = [p.load for p in probes if p.verdict != "invalid"]
     top, bottom = max(loads), min(loads)
     middle = capacity if capacity is not None else bottom
-    step = 1.0 + cfg.tolerance
-    wanted = []
-    if hi is None:
-        wanted.append(top * step if not integer else top + 1)
-    if lo is None:
-        wanted.append(bottom / step if not integer else bottom - 1)
-    lo, hi = bottom if lo is None else lo, top if hi is None else hi
+    wanted = [] if hi is not None else [top + 1 if integer else top * (1 + cfg.tolerance)]
+    lo, hi = middle if lo is None else lo, top if hi is None else hi
     halves = sorted(((middle - lo, (lo + middle) / 2), (hi - middle, (middle + hi) / 2)))
     wanted += [middle, halves[1][1], halves[0][1]]
     for x in wanted:
@@ -181,9 +178,9 @@ class Shares:
     counted: np.ndarray
     over: np.ndarray
     backlog: np.ndarray
-    per_burst: np.ndarray  # misses per burst (>= 1): a probe's own; where it had no miss, that
-    # of the lowest load that had one, scaled by the load (a burst lasts about as long, and
-    # takes the calls that arrive meanwhile); never a backlogged probe's (its bursts merge)
+    per_burst: np.ndarray  # misses per burst: a probe's own; where it had no miss or was
+    # stopped, that of the lowest load that had one and ran to its end, scaled by the load (a
+    # burst lasts about as long, and takes the calls that arrive meanwhile); none: 1
 
     def effective(self) -> tuple[np.ndarray, np.ndarray]:
         k, n = stats.effective_counts(self.over, self.counted, self.per_burst)
@@ -199,39 +196,45 @@ class Shares:
 
 
 def shares(probes: list[Probe]) -> list[Shares]:
-    """The shares of every SLO that a probe without a backlog missed, over the judged probes in
-    load order. A probe stopped with a growing backlog counts as every call missing: the calls
-    still waiting when it stopped are in none of its rows. One stopped for its SLO budget counts
-    as measured up to then."""
+    """The shares of every SLO that some probe missed, over the judged probes in load order. A
+    probe stopped with a growing backlog counts as every call missing: the calls still waiting
+    when it stopped are in none of its rows. One stopped for its SLO budget counts as measured
+    up to then."""
     judged = sorted((p for p in probes if p.verdict != "invalid"), key=lambda p: p.load)
     keys = list(dict.fromkeys((c.cls, c.slo) for p in judged for c in p.checks))
     out = []
     for key in keys:
         rows = [
-            (p.load, c, p.backlog)
+            (p, c)
             for p in judged
             for c in p.checks
             if (c.cls, c.slo) == key and (c.counted > 0 or p.backlog)
         ]
-        missed = [(load, c.over / c.episodes) for load, c, sat in rows if not sat and c.over]
-        if not missed:
-            continue  # no call missed it without a backlog: it does not bind there
-        ref_load, ref_burst = missed[0]
+        if not any(c.over for _, c in rows) and not any(p.backlog for p, _ in rows):
+            continue  # no probe missed it: it does not bind in the loads probed
+        # the burst size of the lowest load that missed and ran to its end (a stopped probe's
+        # bursts merge into one); none such: no sign of bursts, each miss its own
+        whole = [
+            (p.load, c.over / c.episodes) for p, c in rows if c.over and p.verdict != "saturated"
+        ]
+        ref_load, ref_burst = whole[0] if whole else (0.0, 1.0)
         out.append(
             Shares(
                 cls=key[0],
                 slo=key[1],
                 allowed=rows[0][1].allowed,
-                loads=np.array([load for load, _, _ in rows], dtype=float),
-                counted=np.array([c.counted for _, c, _ in rows], dtype=float),
-                over=np.array([c.over for _, c, _ in rows], dtype=float),
-                backlog=np.array([sat for _, _, sat in rows]),
+                loads=np.array([p.load for p, _ in rows], dtype=float),
+                counted=np.array([c.counted for _, c in rows], dtype=float),
+                over=np.array([c.over for _, c in rows], dtype=float),
+                backlog=np.array([p.backlog for p, _ in rows]),
                 per_burst=np.array(
                     [
                         c.over / c.episodes
-                        if c.over and not sat
-                        else ref_burst * load / ref_load  # a burst lasts as long, at this rate
-                        for load, c, sat in rows
+                        if c.over and p.verdict != "saturated"
+                        else ref_burst * p.load / ref_load  # as long, at this rate
+                        if whole
+                        else 1.0
+                        for p, c in rows
                     ]
                 ),
             )
@@ -247,25 +250,25 @@ def estimate(
     (the capacity is then that highest load)."""
     curves = shares(probes)
     loads = [p.load for p in probes if p.verdict != "invalid"]
-    stopped = [p.load for p in probes if p.backlog]
+    stopped = [p.load for p in probes if p.verdict == "saturated"]
     if not loads:
         return None, None, None
-    if not curves:  # nothing missed without a backlog: capacity up to the first backlog
+    if not curves:  # nothing missed but in stopped probes: capacity up to the first of them
         below = [x for x in loads if not stopped or x < min(stopped)]
         top = max(below, default=None)
         return top, top, min(stopped, default=None)
-    point = min(s.crossing(np.divide(s.over, np.maximum(s.counted, 1))) for s in curves)
-    rng = np.random.default_rng(seed)
-    draws = np.full(DRAWS, math.inf)
-    for s in curves:
-        k, n = s.effective()
-        for i, row in enumerate(stats.jeffreys_draws(k, n, DRAWS, rng)):
-            draws[i] = min(draws[i], s.crossing(row))
     half = (1 - stats.CONFIDENCE) / 2
+    rng = np.random.default_rng(seed)
+    point, lo, hi = math.inf, math.inf, math.inf
+    for s in curves:  # capacity = the lowest SLO's: [min of the lows, min of the highs]
+        k, n = s.effective()
+        draws = [s.crossing(row) for row in stats.jeffreys_draws(k, n, DRAWS, rng)]
+        point = min(point, s.crossing(np.divide(s.over, np.maximum(s.counted, 1))))
+        lo = min(lo, float(np.quantile(draws, half, method="lower")))
+        hi = min(hi, float(np.quantile(draws, 1 - half, method="higher")))
     # the fit through the shares seen (point) and the draws' middle differ most where few calls
     # were judged: the interval is widened to hold the point
-    lo = min(point, float(np.quantile(draws, half, method="lower")))
-    hi = max(point, float(np.quantile(draws, 1 - half, method="higher")))
+    lo, hi = min(lo, point), max(hi, point)
     top = max(loads)
     capacity = None if point == -math.inf else min(point, top)
     lo_out = None if lo == -math.inf else min(lo, top)

@@ -280,7 +280,9 @@ def episodes(hits_per_bucket: np.ndarray) -> int:
 def isotonic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centred isotonic regression (Oron & Flournoy 2017): pool adjacent points that break a
     non-decreasing y (pool-adjacent-violators, weights w), each pooled group becoming one point
-    at its weighted mean x; points must be sorted by x. Returns the fitted points."""
+    at its weighted mean x; points must be sorted by x. Equal neighbours stay apart: a run of
+    loads with no miss at all stays flat up to its last load (pooled, the curve would start to
+    rise from their mean load, below loads that were seen clean). Returns the fitted points."""
     xs: list[float] = []
     ys: list[float] = []
     ws: list[float] = []
@@ -288,7 +290,7 @@ def isotonic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, n
         xs.append(float(xi) * wi)
         ys.append(float(yi) * wi)
         ws.append(float(wi))
-        while len(ys) > 1 and ys[-2] * ws[-1] >= ys[-1] * ws[-2]:  # mean before >= mean after
+        while len(ys) > 1 and ys[-2] * ws[-1] > ys[-1] * ws[-2]:  # mean before > mean after
             for acc in (xs, ys, ws):
                 last = acc.pop()
                 acc[-1] += last
