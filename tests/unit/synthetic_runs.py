@@ -12,6 +12,8 @@ import pandas as pd
 
 from loadgate.regression import figures as F
 from loadgate.regression.figures import ITL, TTFT, T
+from loadgate.regression.probe import decide
+from loadgate.regression.result import Probe, SloCheck
 
 
 def load_factors(rng: np.random.Generator, n: int, phi: float, sd: float) -> np.ndarray:
@@ -131,3 +133,28 @@ def write_run(
         path, StackInfo(**(stack or {"kind": "twin", "target": "t", "time_scale": 0.1}))
     )
     return path
+
+
+def probe_of(load: float, over: int, counted: int, bursts: int, allowed: float, q: int) -> Probe:
+    """A capacity probe of one llm SLO (ttft_pQ_ms, bound 100 ms) judged as loadgate judges it:
+    `over` of `counted` calls over the bound, in `bursts` runs of seconds."""
+    decision = decide(over, counted, bursts, allowed)
+    value = 150.0 if over > allowed * counted else 50.0  # the percentile over or within it
+    key = f"ttft_p{q}_ms"
+    check = SloCheck(
+        cls="llm",
+        slo=key,
+        figure=key,
+        bound=100.0,
+        value=value,
+        lo=value * 0.9,
+        hi=value * 1.1,
+        decision=decision,
+        counted=counted,
+        over=over,
+        episodes=bursts,
+        allowed=allowed,
+    )
+    return Probe(
+        load=load, attempts=1, verdict=decision, run_dirs=[], measured_s=15.0, checks=[check]
+    )

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_runs import SCENARIO, run_calls
+from synthetic_runs import SCENARIO, probe_of, run_calls
 
 from loadgate.regression import figures as F
 from loadgate.regression import stats
@@ -22,7 +22,7 @@ from loadgate.regression.probe import (
     judge,
     probe_scenario,
 )
-from loadgate.regression.result import Probe, SloCheck
+from loadgate.regression.result import Probe
 from loadgate.schema import SAMPLE_COLUMNS
 from loadgate.traffic.scenario import CapacitySearch, Scenario
 
@@ -44,25 +44,7 @@ def fake_stack(capacity: float, per_burst: int = 1, lucky: tuple[float, ...] = (
         loads.append(load)
         over = 0 if load in lucky else round(share_at(load, capacity) * CALLS)
         bursts = -(-over // per_burst)
-        value = 100.0 * (1.5 if over > 0.01 * CALLS else 0.5)
-        decision = decide(over, CALLS, bursts, 0.01)
-        check = SloCheck(
-            cls="llm",
-            slo="ttft_p99_ms",
-            figure="ttft_p99_ms",
-            bound=100.0,
-            value=value,
-            lo=value * 0.9,
-            hi=value * 1.1,
-            decision=decision,
-            counted=CALLS,
-            over=over,
-            episodes=bursts,
-            allowed=0.01,
-        )
-        return Probe(
-            load=load, attempts=1, verdict=decision, run_dirs=[], measured_s=15.0, checks=[check]
-        )
+        return probe_of(load, over, CALLS, bursts, 0.01, 99)
 
     return measure, loads
 

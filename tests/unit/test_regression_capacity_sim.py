@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 import pytest
+from synthetic_runs import probe_of
 
 from loadgate.regression.capacity import search
-from loadgate.regression.probe import decide
-from loadgate.regression.result import Probe, SloCheck
+from loadgate.regression.result import Probe
 from loadgate.traffic.scenario import CapacitySearch
 
 ALLOWED = 0.05  # a p95
@@ -41,30 +41,7 @@ def bursty_stack(rng: np.random.Generator, burst_s: int, miss: float):
         hit = missed > 0
         episodes = int(hit[0]) + int(np.count_nonzero(hit[1:] & ~hit[:-1]))
         over, n = int(missed.sum()), int(calls.sum())
-        decision = decide(over, n, episodes, ALLOWED)
-        value = 150.0 if over > ALLOWED * n else 50.0  # the p95 over or within its bound
-        check = SloCheck(
-            cls="llm",
-            slo="ttft_p95_ms",
-            figure="ttft_p95_ms",
-            bound=100.0,
-            value=value,
-            lo=value,
-            hi=value,
-            decision=decision,
-            counted=n,
-            over=over,
-            episodes=episodes,
-            allowed=ALLOWED,
-        )
-        return Probe(
-            load=load,
-            attempts=1,
-            verdict=decision,
-            run_dirs=[],
-            measured_s=MEASURE_S,
-            checks=[check],
-        )
+        return probe_of(load, over, n, episodes, ALLOWED, 95)
 
     return measure
 
