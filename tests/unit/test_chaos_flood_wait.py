@@ -11,8 +11,19 @@ import pytest
 from loadgate.chaos.flood import Flood
 
 
+@pytest.fixture
+def default_sigint():
+    """Python's own Ctrl-C handler for the test: another test in the same worker may have left
+    its own (a run's stop handler sets an event instead of raising)."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers run in the main thread only")
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.timeout(30)
-def test_sigint_taken_by_another_thread_interrupts_the_wait_promptly():
+def test_sigint_taken_by_another_thread_interrupts_the_wait_promptly(default_sigint):
     flood = Flood("127.0.0.1:1", requests=1, duration_s=20.0)
     flood._thread = threading.current_thread()  # "running": its _done is never set here
 
