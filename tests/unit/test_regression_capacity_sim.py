@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from synthetic_runs import probe_of
 
+from loadgate.regression import stats
 from loadgate.regression.capacity import search
 from loadgate.regression.result import Probe
 from loadgate.traffic.scenario import CapacitySearch
@@ -38,10 +39,8 @@ def bursty_stack(rng: np.random.Generator, burst_s: int, miss: float):
             active[max(0, math.floor(t)) : max(0, math.floor(t) + burst_s)] = True
         calls = rng.poisson(load * CLASS_SHARE, MEASURE_S)
         missed = np.where(active, rng.binomial(calls, miss), 0)
-        hit = missed > 0
-        episodes = int(hit[0]) + int(np.count_nonzero(hit[1:] & ~hit[:-1]))
         over, n = int(missed.sum()), int(calls.sum())
-        return probe_of(load, over, n, episodes, ALLOWED, 95)
+        return probe_of(load, over, n, stats.episodes(missed), ALLOWED, 95)
 
     return measure
 

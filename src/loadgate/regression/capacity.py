@@ -182,6 +182,11 @@ class Shares:
     # stopped, that of the lowest load that had one and ran to its end, scaled by the load (a
     # burst lasts about as long, and takes the calls that arrive meanwhile); none: 1
 
+    @property
+    def observed(self) -> np.ndarray:
+        """Each probe's share as seen: its misses over its calls, 1 where it backlogged."""
+        return np.where(self.backlog, 1.0, self.over / np.maximum(self.counted, 1))
+
     def effective(self) -> tuple[np.ndarray, np.ndarray]:
         k, n = stats.effective_counts(self.over, self.counted, self.per_burst)
         return k, np.maximum(n, 1.0)
@@ -263,7 +268,7 @@ def estimate(
     for s in curves:  # capacity = the lowest SLO's: [min of the lows, min of the highs]
         k, n = s.effective()
         draws = [s.crossing(row) for row in stats.jeffreys_draws(k, n, DRAWS, rng)]
-        point = min(point, s.crossing(np.divide(s.over, np.maximum(s.counted, 1))))
+        point = min(point, s.crossing(s.observed))
         lo = min(lo, float(np.quantile(draws, half, method="lower")))
         hi = min(hi, float(np.quantile(draws, 1 - half, method="higher")))
     # the fit through the shares seen (point) and the draws' middle differ most where few calls

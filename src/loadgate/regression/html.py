@@ -78,9 +78,10 @@ def _shade(ax, r: CapacityResult, color: str) -> None:
 
 def _fit_plot(results: list[tuple[str, str, CapacityResult]]) -> str | None:
     """Each binding SLO's share of calls over its bound against load (x: a probe stopped with a
-    growing backlog, counted as every call missing), the non-decreasing fit through them and the share allowed:
-    the capacity is where the lowest fit crosses its line."""
-    curves = sorted({(sh.cls, sh.slo) for _, _, r in results for sh in capacity.shares(r.probes)})
+    growing backlog, counted as every call missing), the non-decreasing fit through them and
+    the share allowed: the capacity is where the lowest fit crosses its line."""
+    fitted = [(color, r, capacity.shares(r.probes)) for _, color, r in results]
+    curves = sorted({(sh.cls, sh.slo) for _, _, shs in fitted for sh in shs})
     if not curves:
         return None
     cols = min(3, len(curves))
@@ -88,16 +89,14 @@ def _fit_plot(results: list[tuple[str, str, CapacityResult]]) -> str | None:
     fig, axes = plt.subplots(rows, cols, figsize=(11, 2.6 * rows), squeeze=False)
     for ax in axes.flat[len(curves) :]:
         ax.set_visible(False)
+    labels = [label for label, _, _ in results]
     for ax, (cls, slo) in zip(axes.flat, curves, strict=False):
-        for label, color, r in results:
-            for sh in capacity.shares(r.probes):
-                if (sh.cls, sh.slo) != (cls, slo):
-                    continue
-                share = np.where(sh.backlog, 1.0, sh.over / np.maximum(sh.counted, 1))
+        for label, (color, r, shs) in zip(labels, fitted, strict=True):
+            for sh in (sh for sh in shs if (sh.cls, sh.slo) == (cls, slo)):
+                share = sh.observed
                 ax.plot(sh.loads[~sh.backlog], share[~sh.backlog], "o", color=color, ms=3)
                 ax.plot(sh.loads[sh.backlog], share[sh.backlog], "x", color=color)
-                xs, ys = sh.fit(share)
-                ax.plot(xs, ys, "-", color=color, label=label)
+                ax.plot(*sh.fit(share), "-", color=color, label=label)
                 ax.axhline(sh.allowed, color="#c0392b", linestyle="--", linewidth=1)
                 _shade(ax, r, color)
         ax.set_yscale("symlog", linthresh=0.01)

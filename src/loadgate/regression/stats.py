@@ -311,7 +311,9 @@ def crossing(xs: np.ndarray, ys: np.ndarray, target: float) -> float:
     return float(x0 + (x1 - x0) * (target - y0) / (y1 - y0))
 
 
-def effective_counts(k: np.ndarray, n: np.ndarray, per_event: np.ndarray) -> tuple:
+def effective_counts(
+    k: np.ndarray | float, n: np.ndarray | float, per_event: np.ndarray | float
+) -> tuple[np.ndarray, np.ndarray]:
     """(k, n) as independent events: misses that come `per_event` at a time (clustered) carry
     the information of k / per_event independent ones out of n / per_event (Kish's design
     effect for cluster samples)."""
